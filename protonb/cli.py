@@ -1,0 +1,76 @@
+"""The command line: ``protonb serve DIR [--port N] [--host H]``, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import __version__
+from .config import ConfigError
+from .runner import PortInUse
+from .session import DEFAULT_LIFETIME_HOURS
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="protonb",
+        description="Serve a clickable prototype and keep each participant's answers.",
+    )
+    parser.add_argument("--version", action="version", version=f"protonb {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a prototype folder")
+    serve.add_argument("folder", nargs="?", default=".", help="the prototype folder (default: .)")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000; 0 picks a free one)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--data-dir", default=None, help="where sessions are kept (default FOLDER/.protonb)")
+    serve.add_argument(
+        "--session-hours",
+        type=float,
+        default=DEFAULT_LIFETIME_HOURS,
+        help=f"hours a session is kept after its last request (default {DEFAULT_LIFETIME_HOURS:g})",
+    )
+    serve.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .prototype import Prototype
+
+    proto = Prototype(args.folder, data_dir=args.data_dir, session_hours=args.session_hours)
+    url = proto.start(port=args.port, host=args.host, show=False)
+    if args.host not in LOOPBACK:
+        logging.getLogger("protonb").warning(
+            "listening on %s: anyone who can reach this machine can open the prototype", args.host
+        )
+    print(f"protonb: serving {proto.folder.root} at {url}  (Ctrl-C to stop)", flush=True)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    await stopped.wait()
+    proto.close()
+    print("protonb: stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.port is not None and not 0 <= args.port <= 65535:
+        print("protonb: --port must be between 0 and 65535", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(args))
+    except (ConfigError, PortInUse) as exc:
+        print(f"protonb: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,226 @@
+"""Form data the GOV.UK Prototype Kit way: parse bodies and query strings, merge into data.
+
+Parsing follows the kit's parsers (Express body-parser ``urlencoded({extended: true})`` for
+bodies, Express's "extended" query parser for query strings), both built on qs semantics,
+here through qs-codec. Merging follows the kit's ``storeData``. Everything in this module is
+pure: no I/O, no framework.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from typing import Any
+
+import qs_codec
+
+BODY_LIMIT_BYTES = 100 * 1024
+PARAMETER_LIMIT = 1000
+BODY_DEPTH_LIMIT = 32
+JSON_DEPTH_LIMIT = 64
+QUERY_DEPTH = 5
+QUERY_LIST_LIMIT = 1000
+BODY_MIN_LIST_LIMIT = 100
+
+UNCHECKED = "_unchecked"
+_FORBIDDEN_KEY = "__proto__"
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class FormError(ValueError):
+    """A request body or query string that cannot be stored; nothing from it is kept.
+
+    ``status`` is the HTTP status to answer with, ``limit`` a short name of the rule broken.
+    """
+
+    def __init__(self, status: int, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.limit = limit
+        self.message = message
+
+
+def _decode_component(text: str | None, charset: Any = None, **_: Any) -> str | None:
+    """Decode one key or value as qs does: '+' is a space, malformed escapes stay as written."""
+    if text is None:
+        return None
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    if _MALFORMED_ESCAPE.search(text):
+        return text
+    try:
+        return urllib.parse.unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+
+
+def _plain(value: Any) -> Any:
+    """Turn qs-codec's containers into plain dicts and lists; drop ``__proto__`` keys."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if k != _FORBIDDEN_KEY}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def count_parameters(text: str) -> int:
+    """How many parameters body-parser counts in a urlencoded string (pieces split on '&')."""
+    return text.count("&") + 1 if text else 0
+
+
+def parse_body(text: str) -> dict[str, Any]:
+    """Parse an urlencoded request body with the kit's body-parser settings.
+
+    Raises FormError for more than 1000 parameters (413) or more than 32 levels of brackets
+    (400), as body-parser rejects them; nothing from such a body is stored.
+    """
+    if not text:
+        return {}
+    count = count_parameters(text)
+    if count > PARAMETER_LIMIT:
+        raise FormError(
+            413,
+            "parameters",
+            f"The form sent {count} fields; the limit is {PARAMETER_LIMIT}.",
+        )
+    options = qs_codec.DecodeOptions(
+        depth=BODY_DEPTH_LIMIT,
+        strict_depth=True,
+        list_limit=max(BODY_MIN_LIST_LIMIT, count),
+        parameter_limit=PARAMETER_LIMIT,
+        decoder=_decode_component,
+    )
+    try:
+        parsed = qs_codec.decode(text, options)
+    except IndexError as exc:
+        raise FormError(
+            400,
+            "depth",
+            f"A field name is nested more than {BODY_DEPTH_LIMIT} levels deep.",
+        ) from exc
+    return _plain(parsed)
+
+
+def parse_query(text: str) -> dict[str, Any]:
+    """Parse a query string with Express's extended query parser settings.
+
+    Past 5 levels of brackets the rest of a key stays one literal key, as in the kit. Unlike
+    the kit, which silently drops parameters after the 1000th, more than 1000 is refused.
+    """
+    if not text:
+        return {}
+    count = count_parameters(text)
+    if count > PARAMETER_LIMIT:
+        raise FormError(
+            400,
+            "parameters",
+            f"The address has {count} query parameters; the limit is {PARAMETER_LIMIT}.",
+        )
+    options = qs_codec.DecodeOptions(
+        depth=QUERY_DEPTH,
+        list_limit=QUERY_LIST_LIMIT,
+        parameter_limit=PARAMETER_LIMIT,
+        decoder=_decode_component,
+    )
+    return _plain(qs_codec.decode(text, options))
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of decoded JSON, computed without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_json(text: str) -> dict[str, Any]:
+    """Parse a JSON body as body-parser's json() does (objects and arrays only)."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise FormError(
+            400, "depth", f"The JSON body is nested more than {JSON_DEPTH_LIMIT} levels deep."
+        ) from exc
+    except ValueError as exc:
+        raise FormError(400, "json", f"The JSON body could not be read: {exc}.") from exc
+    if not isinstance(value, (dict, list)):
+        raise FormError(400, "json", "A JSON body must be an object or an array.")
+    if _json_depth(value) > JSON_DEPTH_LIMIT:
+        raise FormError(
+            400, "depth", f"The JSON body is nested more than {JSON_DEPTH_LIMIT} levels deep."
+        )
+    if isinstance(value, list):
+        value = {str(index): item for index, item in enumerate(value)}
+    return _plain(value)
+
+
+def store_data(incoming: dict[str, Any], data: dict[str, Any]) -> None:
+    """Merge parsed fields into session data in place, by the kit's ``storeData`` rules.
+
+    - a key starting with ``_`` is skipped, at every level of nested objects;
+    - the exact value ``_unchecked`` deletes the key;
+    - a list has its ``_unchecked`` items removed and replaces what was stored;
+    - an object (or JSON null) is merged deeply, into ``{}`` if the stored value is not one;
+    - anything else replaces the stored value.
+    """
+    for key, value in incoming.items():
+        if key.startswith("_"):
+            continue
+        if value == UNCHECKED:
+            data.pop(key, None)
+            continue
+        if isinstance(value, list):
+            data[key] = [_plain(item) for item in value if item != UNCHECKED]
+        elif isinstance(value, dict) or value is None:
+            target = data.get(key)
+            if isinstance(target, list):
+                # The kit sets properties on the stored list, which JSON then drops.
+                continue
+            if not isinstance(target, dict):
+                target = data[key] = {}
+            store_data(value or {}, target)
+        else:
+            data[key] = value
+
+
+def _quote(text: str) -> str:
+    return urllib.parse.quote(text, safe="-_.!~*'()")
+
+
+def _stringify_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return ""
+
+
+def redirect_query(raw_query: str, parsed: dict[str, Any]) -> str:
+    """The query string for the redirect after a POST, as the kit rebuilds it.
+
+    The kit formats the parsed query again, which keeps flat values and lists but turns a
+    nested value into an empty one. Where the query has nested values, protonb keeps the
+    query string as sent instead, so that the nested answer survives the redirect.
+    """
+    pieces: list[str] = []
+    for key, value in parsed.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, (dict, list)):
+                return raw_query
+            pieces.append(f"{_quote(key)}={_quote(_stringify_scalar(item))}")
+    return "&".join(pieces)

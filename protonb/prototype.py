@@ -1,0 +1,161 @@
+"""``Prototype``: one prototype folder, served from a notebook cell or the command line."""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import tornado.ioloop
+
+from . import runner
+from .config import PrototypeFolder
+from .routing import RouteFunction, Router
+from .server import PrototypeSite, make_app
+from .session import DEFAULT_LIFETIME_HOURS
+from .sqlite_store import SQLiteStore
+from .store import Store
+
+log = logging.getLogger("protonb")
+
+PURGE_EVERY_SECONDS = 3600
+
+
+class Prototype:
+    """A prototype folder and the server that runs it.
+
+    ``Prototype("path/to/folder")`` opens the folder (``templates/``, ``public/``,
+    ``session-data-defaults.json``, ``routes.py``) and its session store; ``start()`` serves
+    it on the running event loop and returns at once.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str] = ".",
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        session_hours: float = DEFAULT_LIFETIME_HOURS,
+        store: Store | None = None,
+        url_prefix: str = "",
+    ) -> None:
+        if session_hours <= 0:
+            raise ValueError("session_hours must be more than 0")
+        self.folder = PrototypeFolder(folder, data_dir)
+        self.store: Store = store if store is not None else SQLiteStore(
+            self.folder.ensure_data_dir() / "sessions.sqlite3"
+        )
+        self.router = Router()
+        self.site = PrototypeSite(
+            folder=self.folder,
+            store=self.store,
+            notebook_routes=self.router,
+            lifetime_hours=session_hours,
+            url_prefix=url_prefix.rstrip("/"),
+        )
+        self._server: runner.RunningServer | None = None
+        self._purger: tornado.ioloop.PeriodicCallback | None = None
+
+    # ------------------------------------------------------------------ routes
+
+    def route(self, path: str, methods: list[str] | tuple[str, ...] = ("GET",)) -> Callable[[RouteFunction], RouteFunction]:
+        """Decorator for a route function: ``@proto.route("/eligibility", methods=["POST"])``.
+
+        Running the cell again replaces the function for that path and method.
+        """
+        return self.router.route(path, methods)
+
+    # ------------------------------------------------------------------ serving
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None and self._server.running
+
+    @property
+    def port(self) -> int | None:
+        return self._server.port if self.running and self._server else None
+
+    @property
+    def url(self) -> str | None:
+        """The address participants open, or None when the server is not running."""
+        if not self.running or self._server is None:
+            return None
+        return f"http://{runner.browse_host(self._server.host)}:{self._server.port}{self.site.url_prefix}/"
+
+    def start(self, port: int | None = None, host: str = "127.0.0.1", *, show: bool = True) -> str:
+        """Serve the prototype on the running event loop; return its URL at once.
+
+        With no ``port`` a free one is picked; if this folder is already being served (a
+        cell run again), that server is replaced on the same port.
+        """
+        key = str(self.folder.root)
+        previous = runner.registered(key)
+        if previous is not None:
+            if port is None and previous.port:
+                port = previous.port
+            previous.stop()
+            if previous is not self:
+                previous.close()
+        self.stop()
+        app = make_app(self.site)
+        self._server = runner.RunningServer(app, host, port or 0)
+        runner.register(key, self)
+        self.purge_expired()
+        self._purger = tornado.ioloop.PeriodicCallback(self.purge_expired, PURGE_EVERY_SECONDS * 1000)
+        self._purger.start()
+        url = self.url or ""
+        log.info("serving %s at %s", self.folder.root, url)
+        if show:
+            _show_link(url, self.folder.root.name)
+        return url
+
+    def stop(self) -> None:
+        """Stop serving; the port is free when this returns."""
+        if self._purger is not None:
+            self._purger.stop()
+            self._purger = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        runner.unregister(str(self.folder.root), self)
+
+    def close(self) -> None:
+        """Stop serving and close the session store."""
+        self.stop()
+        self.store.close()
+
+    def purge_expired(self) -> int:
+        """Remove sessions idle for longer than the session lifetime; returns how many."""
+        removed = self.store.purge(time.time() - self.site.lifetime_hours * 3600)
+        if removed:
+            log.info("removed %d expired session(s)", removed)
+        return removed
+
+    def __repr__(self) -> str:
+        state = f"serving at {self.url}" if self.running else "not running"
+        return f"<Prototype {self.folder.root} {state}>"
+
+    def _repr_html_(self) -> str:
+        if not self.running:
+            return f"<p>Prototype <code>{html.escape(str(self.folder.root))}</code> is not running: call <code>start()</code>.</p>"
+        return _link_html(self.url or "", self.folder.root.name)
+
+
+def _link_html(url: str, name: str) -> str:
+    safe_url = html.escape(url, quote=True)
+    return (
+        f'<p>Prototype <strong>{html.escape(name)}</strong> is running at '
+        f'<a href="{safe_url}" target="_blank" rel="noopener">{safe_url}</a></p>'
+    )
+
+
+def _show_link(url: str, name: str) -> None:
+    """Show the URL as a link under the cell when running in IPython; else print it."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        get_ipython = None  # type: ignore[assignment]
+    if get_ipython is not None and get_ipython() is not None:
+        display(HTML(_link_html(url, name)))

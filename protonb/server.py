@@ -1,0 +1,414 @@
+"""The Tornado application that serves a prototype and keeps each participant's answers.
+
+Every request other than a static file goes through the same steps, in the kit's order:
+read the query string and body (a limit broken answers 4xx and stores nothing), load the
+participant's session from the signed cookie, store the fields by the kit's rules, run a
+route function if one matches, save the session, and only then answer: render the view,
+redirect a POST to GET, or show the 404 page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import tornado.httputil
+import tornado.web
+
+from . import forms
+from .config import PrototypeFolder
+from .routing import Redirect, Render, Request, Router, RoutesFile, SessionView
+from .session import (
+    COOKIE_REFRESH_SECONDS,
+    DEFAULT_LIFETIME_HOURS,
+    LiveSession,
+    cookie_name,
+    expired,
+    is_session_id,
+)
+from .store import SessionRecord, Store
+from .templating import describe_template_error, make_environment, view_for_path
+
+log = logging.getLogger("protonb")
+access_log = logging.getLogger("protonb.access")
+
+PAGES_DIR = Path(__file__).parent / "pages"
+MANAGE_PREFIX = "/manage-prototype/"
+CLEAR_DATA_PATH = "/manage-prototype/clear-data"
+TORNADO_FIELD_CEILING = 20_000
+_POST_REDIRECTS = re.compile(r"/[^.]+")
+_SUFFIX = re.compile(r"\.(html|htm|njk)$")
+_FORM_TYPE = "application/x-www-form-urlencoded"
+_JSON_TYPE = "application/json"
+
+
+@dataclass
+class PrototypeSite:
+    """Everything the handlers need, handed to them through the application settings."""
+
+    folder: PrototypeFolder
+    store: Store
+    notebook_routes: Router = field(default_factory=Router)
+    lifetime_hours: float = DEFAULT_LIFETIME_HOURS
+    url_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        self.env = make_environment(self.folder.templates, PAGES_DIR)
+        self.routes_file = RoutesFile(self.folder.routes_path)
+
+    def find_route(self, method: str, path: str) -> Any:
+        return self.notebook_routes.match(method, path) or self.routes_file.current().match(method, path)
+
+
+def safe_location(location: str) -> str:
+    """A redirect target that cannot leave the site: a path with one leading slash.
+
+    A scheme and host are dropped, backslashes count as slashes, and several leading slashes
+    become one, so ``//attacker/x``, ``/\\attacker`` and ``https://x/y`` all stay here.
+    """
+    location = location.replace("\\", "/").strip()
+    location = "".join(ch for ch in location if ord(ch) >= 32)
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme or parts.netloc:
+        location = urllib.parse.urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    if not location.startswith("/"):
+        return location or "/"
+    return "/" + location.lstrip("/")
+
+
+@tornado.web.stream_request_body
+class PageHandler(tornado.web.RequestHandler):
+    """Serves every page of the prototype and keeps the participant's answers.
+
+    The body is read as it streams in, so Tornado never parses it and a body over the
+    limit is counted but not kept.
+    """
+
+    site: PrototypeSite
+
+    def initialize(self, site: PrototypeSite) -> None:
+        self.site = site
+        self.live: LiveSession | None = None
+        self._body = bytearray()
+        self._body_size = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._body_size <= forms.BODY_LIMIT_BYTES:
+            self._body += chunk
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Robots-Tag", "noindex")
+
+    # ------------------------------------------------------------------ entry points
+
+    def get(self, *_: Any) -> None:
+        self._respond("GET")
+
+    def head(self, *_: Any) -> None:
+        self._respond("GET")
+
+    def post(self, *_: Any) -> None:
+        self._respond("POST")
+
+    # ------------------------------------------------------------------ the steps
+
+    def _respond(self, method: str) -> None:
+        path = self.request.path
+        try:
+            query = forms.parse_query(self.request.query)
+            body = self._parse_body() if method == "POST" else {}
+        except forms.FormError as problem:
+            self._limit_page(problem)
+            return
+        managed = path.startswith(MANAGE_PREFIX)
+        live = self.live = self._load_session()
+        if managed:
+            view_data: dict[str, Any] = {}
+        else:
+            forms.store_data(body, live.data)
+            forms.store_data(query, live.data)
+            view_data = live.data
+        if "." not in path:
+            live.record.visit(path)
+        outcome = self._run_route(method, path, query, body, live)
+        if managed and method == "POST" and path == CLEAR_DATA_PATH and outcome is None:
+            live.data.clear()
+            view_data = {}
+        self._save(live)
+        if outcome is not None:
+            self._finish_route(outcome, live)
+            return
+        if managed:
+            self._manage_page(method, path)
+        elif method == "POST":
+            if _POST_REDIRECTS.fullmatch(path):
+                raw = self.request.query
+                kept = forms.redirect_query(raw, query) if raw else ""
+                self._redirect(path + ("?" + kept if kept else ""))
+            else:
+                self._not_found(path)
+        elif _SUFFIX.search(path):
+            self._redirect(_SUFFIX.sub("", path))
+        else:
+            self._render_view(path, view_data)
+
+    def _parse_body(self) -> dict[str, Any]:
+        raw_type = self.request.headers.get("Content-Type", "")
+        media_type, _, params = raw_type.partition(";")
+        media_type = media_type.strip().lower()
+        if media_type not in (_FORM_TYPE, _JSON_TYPE):
+            return {}
+        charset = _charset(params)
+        if charset and charset not in ("utf-8", "utf8"):
+            raise forms.FormError(
+                415, "charset", f"The form was sent as {charset}; protonb reads UTF-8 only."
+            )
+        if self._body_size > forms.BODY_LIMIT_BYTES:
+            raise forms.FormError(
+                413,
+                "body size",
+                f"The form sent {self._body_size:,} bytes; the limit is"
+                f" {forms.BODY_LIMIT_BYTES:,} (100 KB).",
+            )
+        raw = bytes(self._body)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise forms.FormError(400, "encoding", "The form was not sent as UTF-8 text.") from exc
+        if media_type == _JSON_TYPE:
+            return forms.parse_json(text)
+        return forms.parse_body(text)
+
+    def _load_session(self) -> LiveSession:
+        site = self.site
+        name = cookie_name(self.settings["prototype_id"])
+        raw = self._read_cookie(name, max_age_days=site.lifetime_hours / 24 + 1)
+        if raw and is_session_id(raw):
+            record = site.store.get(raw)
+            if record is not None and not expired(record, site.lifetime_hours):
+                fresh = self._read_cookie(name, max_age_days=COOKIE_REFRESH_SECONDS / 86400) is not None
+                return LiveSession.resume(record, site.folder.with_defaults(record.data), fresh)
+        return LiveSession.start(site.folder.defaults())
+
+    def _read_cookie(self, name: str, max_age_days: float) -> str | None:
+        try:
+            value = self.get_signed_cookie(name, max_age_days=max_age_days, min_version=2)
+            return value.decode("ascii") if value else None
+        except (ValueError, UnicodeDecodeError, TypeError):
+            return None
+
+    def _save(self, live: LiveSession) -> None:
+        """Persist the session before anything is answered; set the cookie when needed."""
+        record = live.record
+        if live.data_changed():
+            record.data = live.data
+            self.site.store.set(record, "created" if live.is_new else "data")
+            live.is_new = False
+            self._set_session_cookie(record)
+        else:
+            self.site.store.touch(record)
+            if not live.cookie_fresh:
+                self._set_session_cookie(record)
+
+    def _set_session_cookie(self, record: SessionRecord) -> None:
+        secure = self.request.protocol == "https" or (
+            self.request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+        )
+        self.set_signed_cookie(
+            cookie_name(self.settings["prototype_id"]),
+            record.id,
+            expires_days=self.site.lifetime_hours / 24,
+            httponly=True,
+            samesite="Lax",
+            secure=secure,
+            path=(self.site.url_prefix or "") + "/",
+        )
+
+    # ------------------------------------------------------------------ route functions
+
+    def _run_route(
+        self, method: str, path: str, query: dict[str, Any], body: dict[str, Any], live: LiveSession
+    ) -> Redirect | Render | None:
+        found = self.site.find_route(method, path)
+        if not found:
+            return None
+        route, params = found
+        req = Request(
+            method,
+            path,
+            query,
+            body,
+            SessionView(live.record.id, live.data),
+            dict(self.request.headers),
+        )
+        req.params = params  # type: ignore[attr-defined]
+        try:
+            outcome = route.function(req)
+        except Exception as exc:
+            log.exception("the route function %s for %s %s failed", route.function.__name__, method, path)
+            return _RouteFailure(exc, route.function.__name__)  # type: ignore[return-value]
+        if live.data is not req.session.data and isinstance(req.session.data, dict):
+            live.data.clear()
+            live.data.update(req.session.data)
+        if outcome is None or isinstance(outcome, (Redirect, Render)):
+            return outcome
+        log.error(
+            "the route function %s returned %r: return req.redirect(...), req.render(...) or nothing",
+            route.function.__name__,
+            outcome,
+        )
+        return _RouteFailure(TypeError(f"returned {type(outcome).__name__}"), route.function.__name__)  # type: ignore[return-value]
+
+    def _finish_route(self, outcome: Any, live: LiveSession) -> None:
+        if isinstance(outcome, Redirect):
+            self._redirect(outcome.location, outcome.status)
+        elif isinstance(outcome, Render):
+            name = outcome.template if outcome.template.endswith(".html") else outcome.template.lstrip("/") + ".html"
+            self._render(name, live.data, outcome.status, **outcome.values)
+        else:
+            self.set_status(500)
+            self._page(
+                "protonb/error.html",
+                message=f"The route function {outcome.name} failed: {outcome.exc}",
+                problem=None,
+            )
+
+    # ------------------------------------------------------------------ answers
+
+    def _redirect(self, location: str, status: int = 302) -> None:
+        target = safe_location(location)
+        if target.startswith("/"):
+            target = self.site.url_prefix + target
+        self.set_status(status)
+        self.set_header("Location", target)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"Found. Redirecting to {target}")
+
+    def _render_view(self, path: str, data: dict[str, Any]) -> None:
+        name = view_for_path(self.site.folder.templates, path)
+        if name is None:
+            self._not_found(path)
+            return
+        self._render(name, data)
+
+    def _render(self, name: str, data: dict[str, Any], status: int = 200, **values: Any) -> None:
+        try:
+            html = self.site.env.get_template(name).render(
+                data=data, url_prefix=self.site.url_prefix, **values
+            )
+        except Exception as exc:
+            problem = describe_template_error(exc, self.site.folder.templates)
+            log.error(
+                "template %s line %s failed: %s", problem.template, problem.line, problem.message
+            )
+            self.set_status(500)
+            self._page("protonb/error.html", problem=problem, message="")
+            return
+        self.set_status(status)
+        self.finish(html)
+
+    def _page(self, name: str, **values: Any) -> None:
+        html = self.site.env.get_template(name).render(url_prefix=self.site.url_prefix, **values)
+        self.finish(html)
+
+    def _not_found(self, path: str) -> None:
+        self.set_status(404)
+        stem = urllib.parse.unquote(path).strip("/")
+        suggestion = f"{stem}.html" if stem and "." not in stem and ".." not in stem else ""
+        self._page("protonb/404.html", path=urllib.parse.unquote(path), suggestion=suggestion)
+
+    def _limit_page(self, problem: forms.FormError) -> None:
+        self.set_status(problem.status)
+        if "json" in self.request.headers.get("Content-Type", "").lower():
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(problem.message)
+            return
+        self._page("protonb/limit.html", message=problem.message, limit=problem.limit)
+
+    def _manage_page(self, method: str, path: str) -> None:
+        if path == CLEAR_DATA_PATH:
+            self._page("protonb/cleared.html" if method == "POST" else "protonb/clear-data.html")
+        else:
+            self._not_found(path)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = {404: "Page not found", 405: "This address does not take that kind of request."}
+        try:
+            self._page("protonb/error.html", problem=None, message=message.get(status_code, self._reason))
+        except (jinja2.TemplateError, OSError):
+            self.finish(f"{status_code} {self._reason}")
+
+
+@dataclass
+class _RouteFailure:
+    exc: BaseException
+    name: str
+
+
+class PublicFileHandler(tornado.web.StaticFileHandler):
+    """Files under ``public/``, served before any session or form handling, as in the kit."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.finish(f"{status_code}: no such file in public/")
+
+
+def _charset(params: str) -> str:
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    request = handler.request
+    access_log.debug(
+        "%d %s %s %.1fms",
+        handler.get_status(),
+        request.method,
+        request.uri,
+        1000.0 * request.request_time(),
+    )
+
+
+def _let_protonb_count_fields() -> None:
+    """Tornado refuses over 1000 query fields with a bare 400 before protonb sees them;
+    raise its (process-wide) ceiling so protonb answers with a page that names the limit."""
+    config = getattr(tornado.httputil, "_DEFAULT_PARSE_BODY_CONFIG", None)
+    setter = getattr(tornado.httputil, "set_parse_body_config", None)
+    if config is None or setter is None:
+        return
+    if config.urlencoded.max_arguments < TORNADO_FIELD_CEILING:
+        setter(
+            dataclasses.replace(
+                config,
+                urlencoded=dataclasses.replace(config.urlencoded, max_arguments=TORNADO_FIELD_CEILING),
+            )
+        )
+
+
+def make_app(site: PrototypeSite) -> tornado.web.Application:
+    """The Tornado application for one prototype."""
+    _let_protonb_count_fields()
+    keys = site.folder.cookie_keys()
+    handlers: list[Any] = []
+    if site.folder.public.is_dir():
+        handlers.append((r"/public/(.*)", PublicFileHandler, {"path": str(site.folder.public)}))
+    handlers.append((r"/.*", PageHandler, {"site": site}))
+    return tornado.web.Application(
+        handlers,
+        cookie_secret=keys.secrets,
+        key_version=keys.key_version,
+        prototype_id=keys.prototype_id,
+        log_function=_log_request,
+        compress_response=False,
+        started=time.time(),
+    )

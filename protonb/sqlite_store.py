@@ -1,0 +1,151 @@
+"""SQLiteStore: the durable session store, one SQLite file in WAL mode.
+
+Every change is one short transaction on the calling thread (the server's event loop), so
+an answer is on disk before the response that confirms it is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from .store import ChangeHub, Listener, SessionRecord, dumps_data
+
+log = logging.getLogger("protonb.store")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    last_active REAL NOT NULL,
+    current_page TEXT NOT NULL DEFAULT '',
+    pages TEXT NOT NULL DEFAULT '[]',
+    label TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS sessions_last_active ON sessions (last_active);
+"""
+
+_COLUMNS = "id, created, last_active, current_page, pages, label, data"
+
+
+class SQLiteStore:
+    """Sessions in an SQLite database file; created (with its folder) when missing."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._hub = ChangeHub()
+        self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        return db
+
+    def _row_to_record(self, row: tuple) -> SessionRecord | None:
+        sid, created, last_active, page, pages, label, data = row
+        try:
+            loaded = json.loads(data)
+            visited = json.loads(pages)
+            if not isinstance(loaded, dict) or not isinstance(visited, list):
+                raise ValueError("not a JSON object")
+        except (ValueError, TypeError) as exc:
+            log.warning("session %s… is unreadable (%s); it is discarded", sid[:8], exc)
+            self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+            return None
+        return SessionRecord(
+            id=sid,
+            data=loaded,
+            created=created,
+            last_active=last_active,
+            current_page=page,
+            pages=visited,
+            label=label,
+        )
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return self._row_to_record(row) if row else None
+
+    def set(self, record: SessionRecord, kind: str = "data") -> None:
+        """Insert or replace the whole record; ``kind`` names the change for subscribers
+        (``"created"`` for a new session)."""
+        self._db.execute(
+            "INSERT INTO sessions (id, created, last_active, current_page, pages, label, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET last_active = excluded.last_active,"
+            " current_page = excluded.current_page, pages = excluded.pages,"
+            " label = excluded.label, data = excluded.data",
+            (
+                record.id,
+                record.created,
+                record.last_active,
+                record.current_page,
+                json.dumps(record.pages, ensure_ascii=False),
+                record.label,
+                dumps_data(record.data),
+            ),
+        )
+        self._hub.emit(kind, record.id, record)
+
+    def touch(self, record: SessionRecord) -> None:
+        """Save the visit fields of ``record`` (last active, current page, pages) only."""
+        cursor = self._db.execute(
+            "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?",
+            (
+                record.last_active,
+                record.current_page,
+                json.dumps(record.pages, ensure_ascii=False),
+                record.id,
+            ),
+        )
+        if cursor.rowcount:
+            self._hub.emit("visit", record.id, record)
+
+    def delete(self, session_id: str) -> bool:
+        cursor = self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        if not cursor.rowcount:
+            return False
+        self._hub.emit("deleted", session_id, None)
+        return True
+
+    def list(self) -> list[SessionRecord]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM sessions ORDER BY last_active DESC"
+        ).fetchall()
+        records = (self._row_to_record(row) for row in rows)
+        return [record for record in records if record is not None]
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
+
+    def clear(self) -> None:
+        self._db.execute("DELETE FROM sessions")
+        self._hub.emit("cleared", "", None)
+
+    def purge(self, older_than: float) -> int:
+        """Remove sessions last active before ``older_than`` (a Unix time); returns how many."""
+        rows = self._db.execute(
+            "DELETE FROM sessions WHERE last_active < ? RETURNING id", (older_than,)
+        ).fetchall()
+        for (sid,) in rows:
+            self._hub.emit("deleted", sid, None)
+        return len(rows)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self._hub.subscribe(listener)
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            log.exception("closing the session store failed")
