@@ -12,6 +12,7 @@ import tornado.ioloop
 
 from . import runner
 from .config import PrototypeFolder
+from .researcher import SessionChange, Sessions
 from .routing import RouteFunction, Router
 from .server import PrototypeSite, make_app
 from .session import DEFAULT_LIFETIME_HOURS
@@ -56,6 +57,7 @@ class Prototype:
         )
         self._server: runner.RunningServer | None = None
         self._purger: tornado.ioloop.PeriodicCallback | None = None
+        self._dashboard: Any = None
 
     # ------------------------------------------------------------------ routes
 
@@ -65,6 +67,38 @@ class Prototype:
         Running the cell again replaces the function for that path and method.
         """
         return self.router.route(path, methods)
+
+    # ------------------------------------------------------------------ the researcher's view
+
+    @property
+    def sessions(self) -> Sessions:
+        """The live sessions, newest activity first: ``proto.sessions["P3"].data``."""
+        return Sessions(self.store, self.folder.defaults)
+
+    def on_change(self, callback: Callable[[SessionChange], Any]) -> Callable[[], None]:
+        """Call ``callback(change)`` whenever a session changes; returns a function to stop.
+
+        ``change.kind`` is ``"created"``, ``"data"``, ``"visit"``, ``"label"``, ``"deleted"`` or
+        ``"cleared"``; ``change.session`` and ``change.data`` tell which and what it holds now.
+        """
+        if not callable(callback):
+            raise TypeError("on_change() takes a function of one argument, the change")
+        sessions = self.sessions
+        return self.store.subscribe(lambda event: callback(SessionChange(sessions, event)))
+
+    def clear_all(self) -> int:
+        """Clear every participant's answers (back to the defaults); returns how many sessions."""
+        return self.sessions.clear_all()
+
+    def dashboard(self) -> Any:
+        """The live session dashboard (ipywidgets): a table of sessions and a detail pane."""
+        from .widgets import Dashboard
+
+        if self._dashboard is None:
+            self._dashboard = Dashboard(self.sessions, url=self.url or "")
+        else:
+            self._dashboard.url = self.url or ""
+        return self._dashboard
 
     # ------------------------------------------------------------------ serving
 
@@ -121,9 +155,19 @@ class Prototype:
         runner.unregister(str(self.folder.root), self)
 
     def close(self) -> None:
-        """Stop serving and close the session store."""
+        """Stop serving, close the dashboard and the session store."""
         self.stop()
+        if self._dashboard is not None:
+            self._dashboard.close()
+            self._dashboard = None
         self.store.close()
+
+    def _ipython_display_(self) -> None:
+        """``display(proto)``: the participants' link and the live dashboard."""
+        from IPython.display import HTML, display
+
+        display(HTML(self._repr_html_()))
+        display(self.dashboard())
 
     def purge_expired(self) -> int:
         """Remove sessions idle for longer than the session lifetime; returns how many."""
