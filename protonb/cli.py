@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve a prototype folder")
     serve.add_argument("folder", nargs="?", default=".", help="the prototype folder (default: .)")
-    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000; 0 picks a free one)")
+    serve.add_argument(
+        "--port", type=int, default=3000, help="port to listen on (default 3000; 0 picks a free one)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--data-dir", default=None, help="where sessions are kept (default FOLDER/.protonb)")
     serve.add_argument(

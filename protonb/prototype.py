@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import tornado.ioloop
 
@@ -44,8 +45,8 @@ class Prototype:
         if session_hours <= 0:
             raise ValueError("session_hours must be more than 0")
         self.folder = PrototypeFolder(folder, data_dir)
-        self.store: Store = store if store is not None else SQLiteStore(
-            self.folder.ensure_data_dir() / "sessions.sqlite3"
+        self.store: Store = (
+            store if store is not None else SQLiteStore(self.folder.ensure_data_dir() / "sessions.sqlite3")
         )
         self.router = Router()
         self.site = PrototypeSite(
@@ -61,7 +62,9 @@ class Prototype:
 
     # ------------------------------------------------------------------ routes
 
-    def route(self, path: str, methods: list[str] | tuple[str, ...] = ("GET",)) -> Callable[[RouteFunction], RouteFunction]:
+    def route(
+        self, path: str, methods: list[str] | tuple[str, ...] = ("GET",)
+    ) -> Callable[[RouteFunction], RouteFunction]:
         """Decorator for a route function: ``@proto.route("/eligibility", methods=["POST"])``.
 
         Running the cell again replaces the function for that path and method.
@@ -182,14 +185,15 @@ class Prototype:
 
     def _repr_html_(self) -> str:
         if not self.running:
-            return f"<p>Prototype <code>{html.escape(str(self.folder.root))}</code> is not running: call <code>start()</code>.</p>"
+            root = html.escape(str(self.folder.root))
+            return f"<p>Prototype <code>{root}</code> is not running: call <code>start()</code>.</p>"
         return _link_html(self.url or "", self.folder.root.name)
 
 
 def _link_html(url: str, name: str) -> str:
     safe_url = html.escape(url, quote=True)
     return (
-        f'<p>Prototype <strong>{html.escape(name)}</strong> is running at '
+        f"<p>Prototype <strong>{html.escape(name)}</strong> is running at "
         f'<a href="{safe_url}" target="_blank" rel="noopener">{safe_url}</a></p>'
     )
 

@@ -34,7 +34,10 @@ class ReadOnlyError(TypeError):
     """Raised when a data snapshot is changed in place."""
 
 
-_HOW = "session data is a read-only snapshot here: change it with session.set(path, value), .delete(path) or .update({...})"
+_HOW = (
+    "session data is a read-only snapshot here:"
+    " change it with session.set(path, value), .delete(path) or .update({...})"
+)
 
 
 class FrozenDict(dict):  # type: ignore[type-arg]
@@ -100,7 +103,7 @@ def parse_path(path: Path) -> list[str]:
     elif isinstance(path, str):
         if "[" in path and path.endswith("]"):
             head = path[: path.index("[")]
-            keys = ([head] if head else []) + _BRACKETS.findall(path[len(head):])
+            keys = ([head] if head else []) + _BRACKETS.findall(path[len(head) :])
         else:
             keys = path.split(".")
     else:
@@ -127,8 +130,7 @@ def check_json(value: Any, where: str = "value") -> None:
             check_json(item, f"{where}[{key!r}]")
         return
     raise TypeError(
-        f"{where} is a {type(value).__name__}; session data holds text, numbers, true/false,"
-        " lists and dicts"
+        f"{where} is a {type(value).__name__}; session data holds text, numbers, true/false, lists and dicts"
     )
 
 
@@ -384,11 +386,13 @@ class Session:
     def _repr_html_(self) -> str:
         record = self._record()
         rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
             for k, v in flatten(record.data).items()
         )
         title = html.escape(record.label or self.short_id)
-        return f"<p><strong>{title}</strong> on <code>{html.escape(record.current_page or '-')}</code></p><table>{rows}</table>"
+        page = html.escape(record.current_page or "-")
+        return f"<p><strong>{title}</strong> on <code>{page}</code></p><table>{rows}</table>"
 
 
 class SessionChange:
@@ -448,7 +452,9 @@ class Sessions:
             except IndexError:
                 raise IndexError(f"there are {len(records)} sessions; {key} is out of range") from None
         if not isinstance(key, str) or not key.strip():
-            raise TypeError("look a session up by its id, its label (like 'P3'), the start of its id, or a number")
+            raise TypeError(
+                "look a session up by its id, its label (like 'P3'), the start of its id, or a number"
+            )
         key = key.strip()
         for record in records:
             if record.id == key:
@@ -469,7 +475,9 @@ class Sessions:
         except (KeyError, IndexError):
             return default
 
-    def find(self, *, label: str | None = None, page: str | None = None, answer: str | None = None) -> list[Session]:
+    def find(
+        self, *, label: str | None = None, page: str | None = None, answer: str | None = None
+    ) -> list[Session]:
         """Sessions whose label or current page contains the text, or with an answer containing it."""
         found = []
         for record in self.store.list():
@@ -542,7 +550,9 @@ class Sessions:
         defaults = self.defaults()
         rows = "".join(
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>".format(
-                html.escape(r.label), r.id[:8], html.escape(r.current_page or "-"),
+                html.escape(r.label),
+                r.id[:8],
+                html.escape(r.current_page or "-"),
                 count_answers(r.data, defaults),
             )
             for r in records[:50]

@@ -144,7 +144,9 @@ def _parse_like(text: str, original: Any, where: str) -> Any:
         try:
             value = json.loads(text)
         except ValueError:
-            raise ValueError(f"{where} is empty {type(original).__name__}: write JSON, like [] or {{}}") from None
+            raise ValueError(
+                f"{where} is empty {type(original).__name__}: write JSON, like [] or {{}}"
+            ) from None
         return value
     return text
 
@@ -155,7 +157,9 @@ class AnswerRow(W.HBox):
     def __init__(self, on_delete: Callable[[AnswerRow], None]) -> None:
         self.name = W.HTML(layout=W.Layout(width="34%"))
         self.value = W.Text(layout=W.Layout(width="50%"), continuous_update=True)
-        self.remove = W.Button(description="Delete", tooltip="Delete this answer", layout=W.Layout(width="70px"))
+        self.remove = W.Button(
+            description="Delete", tooltip="Delete this answer", layout=W.Layout(width="70px")
+        )
         super().__init__([self.name, self.value, self.remove])
         self.path: tuple[str, ...] = ()
         self.kind = "leaf"
@@ -174,9 +178,8 @@ class AnswerRow(W.HBox):
         self.path, self.kind, self.original = path, kind, value
         indent = 1.2 * (len(path) - 1)
         name = html.escape(path[-1])
-        self.name.value = (
-            f"<div style='padding-left:{indent:.1f}em'>{'<strong>' + name + '</strong>' if kind == 'group' else name}</div>"
-        )
+        shown = f"<strong>{name}</strong>" if kind == "group" else name
+        self.name.value = f"<div style='padding-left:{indent:.1f}em'>{shown}</div>"
         self.name.description_tooltip = ".".join(path)
         self.value.layout.visibility = "hidden" if kind == "group" else "visible"
         self.value.value = keep_text if keep_text is not None else (_display(value) if kind == "leaf" else "")
@@ -198,8 +201,12 @@ class SessionDetail(W.VBox):
         self.header = W.HTML("<em>Select a session in the table to see its answers.</em>")
         self.rows: list[AnswerRow] = []
         self.answers = W.VBox()
-        self.save = W.Button(description="Save", button_style="primary", tooltip="Save the answers you changed")
-        self.new_path = W.Text(placeholder="answer name, e.g. claimant.first-name", layout=W.Layout(width="34%"))
+        self.save = W.Button(
+            description="Save", button_style="primary", tooltip="Save the answers you changed"
+        )
+        self.new_path = W.Text(
+            placeholder="answer name, e.g. claimant.first-name", layout=W.Layout(width="34%")
+        )
         self.new_value = W.Text(placeholder="value", layout=W.Layout(width="40%"))
         self.add = W.Button(description="Add answer")
         self.label_text = W.Text(placeholder="label, e.g. P3", layout=W.Layout(width="12em"))
@@ -209,7 +216,9 @@ class SessionDetail(W.VBox):
         self.confirm_text = W.HTML()
         self.confirm_yes = W.Button(description="Yes", button_style="danger")
         self.confirm_no = W.Button(description="Cancel")
-        self.confirm_bar = W.HBox([self.confirm_text, self.confirm_yes, self.confirm_no], layout=W.Layout(display="none"))
+        self.confirm_bar = W.HBox(
+            [self.confirm_text, self.confirm_yes, self.confirm_no], layout=W.Layout(display="none")
+        )
         self._pending: Callable[[], None] | None = None
         self.actions = W.HBox([self.save, self.label_text, self.set_label, self.clear, self.remove])
         self.adder = W.HBox([self.new_path, self.new_value, self.add])
@@ -218,7 +227,11 @@ class SessionDetail(W.VBox):
         self.add.on_click(lambda _: self._guard(self._add))
         self.set_label.on_click(lambda _: self._guard(self._label))
         self.clear.on_click(lambda _: self._ask("Clear every answer of this session?", self._clear))
-        self.remove.on_click(lambda _: self._ask("Remove this session? The participant's next page starts afresh.", self._remove))
+        self.remove.on_click(
+            lambda _: self._ask(
+                "Remove this session? The participant's next page starts afresh.", self._remove
+            )
+        )
         self.confirm_yes.on_click(lambda _: self._confirmed())
         self.confirm_no.on_click(lambda _: self._cancel())
         self._enable(False)
@@ -226,8 +239,16 @@ class SessionDetail(W.VBox):
     # ------------------------------------------------------------------ showing
 
     def _enable(self, on: bool) -> None:
-        for widget in (self.save, self.add, self.set_label, self.clear, self.remove, self.new_path,
-                       self.new_value, self.label_text):
+        for widget in (
+            self.save,
+            self.add,
+            self.set_label,
+            self.clear,
+            self.remove,
+            self.new_path,
+            self.new_value,
+            self.label_text,
+        ):
             widget.disabled = not on
 
     @property
@@ -266,12 +287,13 @@ class SessionDetail(W.VBox):
             self.answers.children = tuple(self.rows)
         for row, (path, kind, value) in zip(self.rows, entries, strict=False):
             row.show(path, kind, value, edits.get(path))
-        for row in self.rows[len(entries):]:
+        for row in self.rows[len(entries) :]:
             row.hide()
         name = html.escape(record.label) if record.label else "<em>no label</em>"
         when = dt.datetime.fromtimestamp(record.last_active).strftime("%H:%M:%S")
         self.header.value = (
-            f"<b>{name}</b> · <code>{record.id[:8]}</code> · on <code>{html.escape(record.current_page or '–')}</code>"
+            f"<b>{name}</b> · <code>{record.id[:8]}</code>"
+            f" · on <code>{html.escape(record.current_page or '–')}</code>"
             f" · last active {when} · {len(record.pages)} page(s) visited"
             + ("" if entries else " · <em>no answers yet</em>")
         )
@@ -337,8 +359,12 @@ class SessionDetail(W.VBox):
     def _label(self) -> None:
         session = self._need()
         session.label(self.label_text.value)
-        self._report(f"Labelled {self.session_id[:8]} {self.label_text.value.strip()!r}." if self.label_text.value.strip()
-                     else "Label removed.", "ok")
+        self._report(
+            f"Labelled {self.session_id[:8]} {self.label_text.value.strip()!r}."
+            if self.label_text.value.strip()
+            else "Label removed.",
+            "ok",
+        )
 
     def _clear(self) -> None:
         self._need().clear()
@@ -394,21 +420,27 @@ class Dashboard(W.VBox):
         self.status = W.HTML()
         self.table = SessionTable(sessions)
         self.detail = SessionDetail(sessions, self.report)
-        self.clear_all = W.Button(description="Clear all", button_style="danger", tooltip="Clear every session's answers")
+        self.clear_all = W.Button(
+            description="Clear all", button_style="danger", tooltip="Clear every session's answers"
+        )
         self.confirm_text = W.HTML()
         self.confirm_yes = W.Button(description="Yes, clear all", button_style="danger")
         self.confirm_no = W.Button(description="Cancel")
-        self.confirm_bar = W.HBox([self.confirm_text, self.confirm_yes, self.confirm_no], layout=W.Layout(display="none"))
+        self.confirm_bar = W.HBox(
+            [self.confirm_text, self.confirm_yes, self.confirm_no], layout=W.Layout(display="none")
+        )
         self.log_view = W.HTML(layout=W.Layout(display="none", max_height="12em", overflow="auto"))
         self.log_lines: list[str] = []
-        super().__init__([
-            W.HBox([self.heading, self.clear_all]),
-            self.confirm_bar,
-            self.status,
-            self.table,
-            self.detail,
-            self.log_view,
-        ])
+        super().__init__(
+            [
+                W.HBox([self.heading, self.clear_all]),
+                self.confirm_bar,
+                self.status,
+                self.table,
+                self.detail,
+                self.log_view,
+            ]
+        )
         self._pending: dict[str, SessionRecord | None] = {}
         self._cleared = False
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -467,8 +499,10 @@ class Dashboard(W.VBox):
     def _draw_heading(self) -> None:
         count = len(self.table.rows)
         link = (
-            f"<a href='{html.escape(self.url, quote=True)}' target='_blank' rel='noopener'>{html.escape(self.url)}</a> · "
-            if self.url else ""
+            f"<a href='{html.escape(self.url, quote=True)}' target='_blank' rel='noopener'>"
+            f"{html.escape(self.url)}</a> · "
+            if self.url
+            else ""
         )
         self.heading.value = f"<b>protonb</b> · {link}{count} session{'s' if count != 1 else ''}"
 
@@ -477,7 +511,9 @@ class Dashboard(W.VBox):
         if not count:
             self.report("There are no sessions to clear.", "info")
             return
-        self.confirm_text.value = html.escape(f"Clear the answers of all {count} sessions? This cannot be undone.")
+        self.confirm_text.value = html.escape(
+            f"Clear the answers of all {count} sessions? This cannot be undone."
+        )
         self.confirm_bar.layout.display = ""
 
     def _hide_confirm(self) -> None:
