@@ -334,16 +334,22 @@ class Session:
         return self._change("data", change)
 
     def set_label(self, name: str) -> Session:
-        """Give the session a name to know it by (``"P3"``); ``""`` removes it."""
+        """Give the session a name to know it by (``"P3"``); ``""`` removes it.
+
+        Labels are unique: a label another session had moves to this one.
+        """
         if not isinstance(name, str):
             raise TypeError("a label is text, like 'P3'")
         name = " ".join(name.split())
         if len(name) > LABEL_MAX:
             raise ValueError(f"a label is at most {LABEL_MAX} characters")
         if name:
+            # A label names one session: giving it to this one takes it from any other
+            # (yesterday's "P3" makes way for today's).
             for other in self._sessions.store.list():
                 if other.id != self.id and other.label.casefold() == name.casefold():
-                    raise ValueError(f"session {other.id[:8]} is already labelled {other.label!r}")
+                    other.label = ""
+                    self._sessions.store.set(other, "label")
 
         def change(record: SessionRecord) -> None:
             record.label = name
