@@ -118,7 +118,7 @@ class Prototype:
         """The address participants open, or None when the server is not running."""
         if not self.running or self._server is None:
             return None
-        return f"http://{runner.browse_host(self._server.host)}:{self._server.port}{self.site.url_prefix}/"
+        return f"http://{runner.browse_host(self._server.host)}:{self._server.port}/"
 
     def start(self, port: int | None = None, host: str = "127.0.0.1", *, show: bool = True) -> str:
         """Serve the prototype on the running event loop; return its URL at once.

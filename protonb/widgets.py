@@ -187,7 +187,10 @@ class AnswerRow(W.HBox):
         self._mark()
 
     def hide(self) -> None:
+        """Take the row out of view, and the participant's text out of the page."""
         self.path, self.kind, self.original = (), "leaf", None
+        self.name.value = ""
+        self.value.value = ""
         self.layout.display = "none"
 
 

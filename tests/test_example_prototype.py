@@ -499,11 +499,6 @@ class TestBehindAProxy(ExampleCase):
         assert response.code == 302
         assert response.headers["Location"] == "/research/over-18"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="protonb bug: with url_prefix, Prototype.url is http://host:port/research/, but the"
-        " server answers only unprefixed paths, so the address it hands out is a 404",
-    )
     def test_the_address_protonb_gives_out_opens_the_start_page(self):
         """Served under /research, the address proto.url gives a researcher opens the start page."""
         address = self.proto.start(port=0, show=False)
