@@ -14,7 +14,6 @@ from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-import pytest
 import tornado.testing
 
 import protonb.server
