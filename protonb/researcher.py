@@ -69,6 +69,9 @@ class FrozenList(list):  # type: ignore[type-arg]
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
 
+    def __reduce__(self) -> Any:
+        return (list, (thaw(self),))
+
     def __copy__(self) -> list[Any]:
         return thaw(self)
 
@@ -150,13 +153,16 @@ def _child(container: Any, key: str, path: Path) -> Any:
 def count_answers(data: Mapping[str, Any], defaults: Mapping[str, Any]) -> int:
     """How many answers a session holds: leaf values, not counting untouched defaults."""
     total = 0
-    stack: list[Any] = [value for key, value in data.items() if defaults.get(key, _MISSING) != value]
+    stack: list[tuple[Any, Any]] = [(data, defaults)]
     while stack:
-        item = stack.pop()
+        item, default = stack.pop()
         if isinstance(item, dict):
-            stack.extend(item.values())
+            base = default if isinstance(default, dict) else {}
+            stack.extend((value, base.get(key, _MISSING)) for key, value in item.items())
+        elif item == default:
+            continue
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((value, _MISSING) for value in item)
         else:
             total += 1
     return total
@@ -278,16 +284,16 @@ class Session:
             container: Any = record.data
             for depth, key in enumerate(keys[:-1]):
                 if isinstance(container, list):
-                    container = _child(container, key, path)
-                    continue
-                nxt = container.get(key)
+                    nxt = _child(container, key, path)
+                else:
+                    nxt = container.get(key)
+                    if nxt is None:
+                        nxt = container[key] = {}
                 if not isinstance(nxt, (dict, list)):
-                    if key in container and nxt is not None:
-                        where = ".".join(keys[: depth + 1])
-                        raise ValueError(
-                            f"{where!r} holds {nxt!r}, not a dict: delete it first to store {path!r}"
-                        )
-                    nxt = container[key] = {}
+                    where = ".".join(keys[: depth + 1])
+                    raise ValueError(
+                        f"{where!r} holds {nxt!r}, not a dict: delete it first to store {path!r}"
+                    )
                 container = nxt
             last = keys[-1]
             if isinstance(container, list):
