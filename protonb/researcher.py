@@ -263,7 +263,9 @@ class Session:
             return default
         return freeze(value)
 
+    @property
     def answers(self) -> int:
+        """How many answers the participant has given (defaults they never touched not counted)."""
         return count_answers(self._record().data, self._sessions.defaults())
 
     # ------------------------------------------------------------------ changing
