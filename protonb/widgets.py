@@ -180,7 +180,7 @@ class AnswerRow(W.HBox):
         name = html.escape(path[-1])
         shown = f"<strong>{name}</strong>" if kind == "group" else name
         self.name.value = f"<div style='padding-left:{indent:.1f}em'>{shown}</div>"
-        self.name.description_tooltip = ".".join(path)
+        self.name.tooltip = ".".join(path)
         self.value.layout.visibility = "hidden" if kind == "group" else "visible"
         self.value.value = keep_text if keep_text is not None else (_display(value) if kind == "leaf" else "")
         self.layout.display = ""
@@ -267,11 +267,12 @@ class SessionDetail(W.VBox):
             self.session_id = ""
         self._draw(record, keep_edits=False)
 
-    def refresh(self, record: SessionRecord | None) -> None:
+    def refresh(self, session_id: str, record: SessionRecord | None) -> None:
         """The shown session changed (a participant answered): new values, edits kept."""
         if record is None:
-            self._report(f"Session {self.session_id[:8]} was removed.", "info")
+            self._report(f"Session {session_id[:8]} was removed.", "info")
             self.session_id = ""
+            self._cancel()
         self._draw(record, keep_edits=True)
 
     def _draw(self, record: SessionRecord | None, keep_edits: bool) -> None:
@@ -481,10 +482,10 @@ class Dashboard(W.VBox):
         if not pending and not cleared:
             return
         self.updates += 1
-        self.table.apply(pending, cleared)
         shown = self.detail.session_id
+        self.table.apply(pending, cleared)
         if shown and (shown in pending or cleared):
-            self.detail.refresh(pending.get(shown))
+            self.detail.refresh(shown, pending.get(shown))
         self._draw_heading()
 
     # ------------------------------------------------------------------ the rest
