@@ -38,8 +38,9 @@ lint: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/python ../shared/conformance/check.py --serve "$(BIN)/python -m protonb serve {prototype} --port {port}"
 
+## bench: protonb beside the kit and the reference app (needs ../shared/bench/setup.sh first)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	PYTHON=$(CURDIR)/$(BIN)/python benchmarks/load.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
