@@ -46,7 +46,9 @@ class Prototype:
             raise ValueError("session_hours must be more than 0")
         self.folder = PrototypeFolder(folder, data_dir)
         self.store: Store = (
-            store if store is not None else SQLiteStore(self.folder.ensure_data_dir() / "sessions.sqlite3")
+            store
+            if store is not None
+            else SQLiteStore(self.folder.store_path, prepare=self.folder.ensure_data_dir)
         )
         self.router = Router()
         self.site = PrototypeSite(
@@ -92,6 +94,16 @@ class Prototype:
     def clear_all(self) -> int:
         """Clear every participant's answers (back to the defaults); returns how many sessions."""
         return self.sessions.clear_all()
+
+    def end_all_sessions(self) -> None:
+        """End every participant's session: their next page starts a new, empty one.
+
+        The cookie secret is replaced (a new key version), so every cookie given out before
+        stops working, in the running server too. The ended sessions' answers stay in
+        ``proto.sessions`` until they expire or you remove them.
+        """
+        self.site.rotate_cookie_keys()
+        log.info("every session ended: cookies given out before no longer work")
 
     def dashboard(self) -> Any:
         """The live session dashboard (ipywidgets): a table of sessions and a detail pane."""

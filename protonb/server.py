@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import urllib.parse
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import tornado.httputil
 import tornado.web
 
 from . import forms
-from .config import PrototypeFolder
+from .config import CookieKeys, PrototypeFolder
 from .routing import Redirect, Render, Request, Router, RoutesFile, SessionView
 from .session import (
     COOKIE_REFRESH_SECONDS,
@@ -32,6 +33,7 @@ from .session import (
     cookie_name,
     expired,
     is_session_id,
+    successor_id,
 )
 from .store import SessionRecord, Store
 from .templating import describe_template_error, make_environment, view_for_path
@@ -62,6 +64,19 @@ class PrototypeSite:
     def __post_init__(self) -> None:
         self.env = make_environment(self.folder.templates, PAGES_DIR)
         self.routes_file = RoutesFile(self.folder.routes_path)
+        self.keys: CookieKeys = self.folder.cookie_keys()
+        self._apps: weakref.WeakSet[tornado.web.Application] = weakref.WeakSet()
+
+    def serve_with(self, app: tornado.web.Application) -> None:
+        """Give ``app`` this prototype's cookie keys now and whenever they are rotated."""
+        self._apps.add(app)
+        app.settings.update(cookie_secret=self.keys.secrets, key_version=self.keys.key_version)
+
+    def rotate_cookie_keys(self) -> None:
+        """A new cookie secret, in use at once by every running app: old cookies stop working."""
+        self.keys = self.folder.rotate_cookie_keys()
+        for app in list(self._apps):
+            self.serve_with(app)
 
     def find_route(self, method: str, path: str) -> Any:
         return self.notebook_routes.match(method, path) or self.routes_file.current().match(method, path)
@@ -188,15 +203,34 @@ class PageHandler(tornado.web.RequestHandler):
         return forms.parse_body(text)
 
     def _load_session(self) -> LiveSession:
+        """The session the signed cookie names; else a new one.
+
+        Without a valid cookie the new session is stored only if this request changes its
+        data. A valid cookie whose session is gone (never stored, removed by the researcher,
+        expired) proves the browser keeps cookies: its new session is stored at once.
+        """
         site = self.site
         name = cookie_name(self.settings["prototype_id"])
         raw = self._read_cookie(name, max_age_days=site.lifetime_hours / 24 + 1)
-        if raw and is_session_id(raw):
-            record = site.store.get(raw)
-            if record is not None and not expired(record, site.lifetime_hours):
-                fresh = self._read_cookie(name, max_age_days=COOKIE_REFRESH_SECONDS / 86400) is not None
-                return LiveSession.resume(record, site.folder.with_defaults(record.data), fresh)
-        return LiveSession.start(site.folder.defaults())
+        if not raw or not is_session_id(raw):
+            return LiveSession.start(site.folder.defaults())
+        record = self._current_record(raw)
+        if record is not None:
+            fresh = self._read_cookie(name, max_age_days=COOKIE_REFRESH_SECONDS / 86400) is not None
+            return LiveSession.resume(record, site.folder.with_defaults(record.data), fresh)
+        successor = successor_id(site.keys.secrets[site.keys.key_version], raw)
+        record = self._current_record(successor)
+        if record is not None:
+            return LiveSession.resume(record, site.folder.with_defaults(record.data), cookie_fresh=False)
+        return LiveSession.start(site.folder.defaults(), successor, keep=True)
+
+    def _current_record(self, session_id: str) -> SessionRecord | None:
+        """The stored session, or None; an expired one is deleted from the store here."""
+        record = self.site.store.get(session_id)
+        if record is not None and expired(record, self.site.lifetime_hours):
+            self.site.store.delete(session_id)
+            return None
+        return record
 
     def _read_cookie(self, name: str, max_age_days: float) -> str | None:
         try:
@@ -208,7 +242,9 @@ class PageHandler(tornado.web.RequestHandler):
     def _save(self, live: LiveSession) -> None:
         """Persist the session before anything is answered; set the cookie when needed."""
         record = live.record
-        if live.data_changed():
+        if not live.worth_storing():
+            self._set_session_cookie(record)
+        elif live.is_new or live.data_changed():
             record.data = live.data
             self.site.store.set(record, "created" if live.is_new else "data")
             live.is_new = False
@@ -299,11 +335,11 @@ class PageHandler(tornado.web.RequestHandler):
             return
         self._render(name, data)
 
-    def _render(self, name: str, data: dict[str, Any], status: int = 200, **values: Any) -> None:
+    def _render(self, template: str, data: dict[str, Any], status: int = 200, /, **values: Any) -> None:
+        # A route's own values may be called anything (name=, status=, even data=).
+        context = {"data": data, "url_prefix": self.site.url_prefix, **values}
         try:
-            html = self.site.env.get_template(name).render(
-                data=data, url_prefix=self.site.url_prefix, **values
-            )
+            html = self.site.env.get_template(template).render(context)
         except Exception as exc:
             problem = describe_template_error(exc, self.site.folder.templates)
             log.error(
@@ -398,12 +434,12 @@ def _let_protonb_count_fields() -> None:
 def make_app(site: PrototypeSite) -> tornado.web.Application:
     """The Tornado application for one prototype."""
     _let_protonb_count_fields()
-    keys = site.folder.cookie_keys()
+    keys = site.keys
     handlers: list[Any] = []
     if site.folder.public.is_dir():
         handlers.append((r"/public/(.*)", PublicFileHandler, {"path": str(site.folder.public)}))
     handlers.append((r"/.*", PageHandler, {"site": site}))
-    return tornado.web.Application(
+    app = tornado.web.Application(
         handlers,
         cookie_secret=keys.secrets,
         key_version=keys.key_version,
@@ -412,3 +448,5 @@ def make_app(site: PrototypeSite) -> tornado.web.Application:
         compress_response=False,
         started=time.time(),
     )
+    site.serve_with(app)
+    return app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -28,6 +31,18 @@ def is_session_id(value: str) -> bool:
     return bool(_SESSION_ID.match(value))
 
 
+def successor_id(secret: str, session_id: str) -> str:
+    """The id of the session that follows ``session_id`` when that one is gone.
+
+    A browser whose cookie names a session that was never stored, was removed or has
+    expired gets a new session with this id. It is derived, not random, so that requests
+    sent together with the same old cookie (a double-clicked button) land in one session
+    instead of each starting its own; without the secret it cannot be guessed.
+    """
+    digest = hmac.new(secret.encode(), b"successor:" + session_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+
 def cookie_name(prototype_id: str) -> str:
     """Each prototype has its own cookie name, so prototypes on other ports never clash."""
     return f"protonb-{prototype_id}"
@@ -40,7 +55,13 @@ def fingerprint(data: dict[str, Any]) -> str:
 
 @dataclass
 class LiveSession:
-    """The session of one request: its record, the data the views see, and whether it changed."""
+    """The session of one request: its record, the data the views see, and whether it changed.
+
+    A new session is stored only when it is worth keeping (``keep``): when the request
+    changes its data, or when the browser has shown that it keeps cookies by sending back a
+    valid one. Otherwise the browser only gets a cookie, so bots, one-off requests and
+    garbage cookies never fill the researcher's list with empty sessions.
+    """
 
     record: SessionRecord
     is_new: bool
@@ -48,11 +69,20 @@ class LiveSession:
     loaded_fingerprint: str = ""
     cookie_fresh: bool = True
     touched_at: float = field(default_factory=time.time)
+    keep: bool = True
 
     @classmethod
-    def start(cls, data: dict[str, Any]) -> LiveSession:
-        record = SessionRecord(id=new_session_id(), data={})
-        return cls(record=record, is_new=True, data=data, loaded_fingerprint="", cookie_fresh=False)
+    def start(cls, data: dict[str, Any], session_id: str | None = None, keep: bool = False) -> LiveSession:
+        """A new session holding ``data`` (the defaults); stored only if ``keep`` or changed."""
+        record = SessionRecord(id=session_id or new_session_id(), data={})
+        return cls(
+            record=record,
+            is_new=True,
+            data=data,
+            loaded_fingerprint=fingerprint(data),
+            cookie_fresh=False,
+            keep=keep,
+        )
 
     @classmethod
     def resume(cls, record: SessionRecord, data: dict[str, Any], cookie_fresh: bool) -> LiveSession:
@@ -65,7 +95,11 @@ class LiveSession:
         )
 
     def data_changed(self) -> bool:
-        return self.is_new or fingerprint(self.data) != self.loaded_fingerprint
+        return fingerprint(self.data) != self.loaded_fingerprint
+
+    def worth_storing(self) -> bool:
+        """Whether the session should be written to the store after this request."""
+        return not self.is_new or self.keep or self.data_changed()
 
 
 def expired(record: SessionRecord, lifetime_hours: float, now: float | None = None) -> bool:

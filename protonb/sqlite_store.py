@@ -1,17 +1,21 @@
 """SQLiteStore: the durable session store, one SQLite file in WAL mode.
 
 Every change is one short transaction on the calling thread (the server's event loop), so
-an answer is on disk before the response that confirms it is sent.
+an answer is on disk before the response that confirms it is sent. A store file deleted
+while protonb runs (or its whole folder) is created again, empty, at the next change; a
+row that cannot be read is logged once and dropped, so that participant starts afresh.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from .config import ConfigError
 from .store import ChangeHub, Listener, SessionRecord, dumps_data
 
 log = logging.getLogger("protonb.store")
@@ -35,19 +39,49 @@ _COLUMNS = "id, created, last_active, current_page, pages, label, data"
 class SQLiteStore:
     """Sessions in an SQLite database file; created (with its folder) when missing."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, prepare: Callable[[], object] | None = None) -> None:
+        """``prepare`` makes the folder ready (called before the file is created)."""
         self.path = Path(path)
+        self._prepare = prepare
         self._hub = ChangeHub()
+        self._inode = 0
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._prepare is not None:
+            self._prepare()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise ConfigError(
+                f"The session store {self.path} cannot be read ({exc}): move it somewhere"
+                " else to start with a new, empty store (it may hold answers worth saving)."
+            ) from exc
+        self._inode = os.stat(self.path).st_ino
         return db
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The connection, to a store file created again if it was deleted meanwhile."""
+        try:
+            same_file = os.stat(self.path).st_ino == self._inode
+        except FileNotFoundError:
+            same_file = False
+        if not same_file:
+            log.warning("the session store %s was deleted or replaced; starting a new one", self.path)
+            self._db.close()
+            self._db = self._connect()
+        return self._db
 
     def _row_to_record(self, row: tuple) -> SessionRecord | None:
         sid, created, last_active, page, pages, label, data = row
@@ -56,9 +90,15 @@ class SQLiteStore:
             visited = json.loads(pages)
             if not isinstance(loaded, dict) or not isinstance(visited, list):
                 raise ValueError("not a JSON object")
+            if not all(isinstance(t, (int, float)) for t in (created, last_active)):
+                raise ValueError("its times are not numbers")
+            if not isinstance(page, str) or not isinstance(label, str):
+                raise ValueError("its page or label is not text")
+            if not all(isinstance(visit, str) for visit in visited):
+                raise ValueError("its pages are not text")
         except (ValueError, TypeError) as exc:
             log.warning("session %s… is unreadable (%s); it is discarded", sid[:8], exc)
-            self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+            self._conn.execute("DELETE FROM sessions WHERE id = ?", (sid,))
             return None
         return SessionRecord(
             id=sid,
@@ -71,7 +111,7 @@ class SQLiteStore:
         )
 
     def get(self, session_id: str) -> SessionRecord | None:
-        row = self._db.execute(
+        row = self._conn.execute(
             f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
         return self._row_to_record(row) if row else None
@@ -79,7 +119,7 @@ class SQLiteStore:
     def set(self, record: SessionRecord, kind: str = "data") -> None:
         """Insert or replace the whole record; ``kind`` names the change for subscribers
         (``"created"`` for a new session)."""
-        self._db.execute(
+        self._conn.execute(
             "INSERT INTO sessions (id, created, last_active, current_page, pages, label, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET last_active = excluded.last_active,"
@@ -99,7 +139,7 @@ class SQLiteStore:
 
     def touch(self, record: SessionRecord) -> None:
         """Save the visit fields of ``record`` (last active, current page, pages) only."""
-        cursor = self._db.execute(
+        cursor = self._conn.execute(
             "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?",
             (
                 record.last_active,
@@ -112,29 +152,29 @@ class SQLiteStore:
             self._hub.emit("visit", record.id, record)
 
     def delete(self, session_id: str) -> bool:
-        cursor = self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        cursor = self._conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         if not cursor.rowcount:
             return False
         self._hub.emit("deleted", session_id, None)
         return True
 
     def list(self) -> list[SessionRecord]:
-        rows = self._db.execute(
+        rows = self._conn.execute(
             f"SELECT {_COLUMNS} FROM sessions ORDER BY last_active DESC"
         ).fetchall()
         records = (self._row_to_record(row) for row in rows)
         return [record for record in records if record is not None]
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM sessions").fetchone()[0])
+        return int(self._conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
 
     def clear(self) -> None:
-        self._db.execute("DELETE FROM sessions")
+        self._conn.execute("DELETE FROM sessions")
         self._hub.emit("cleared", "", None)
 
     def purge(self, older_than: float) -> int:
         """Remove sessions last active before ``older_than`` (a Unix time); returns how many."""
-        rows = self._db.execute(
+        rows = self._conn.execute(
             "DELETE FROM sessions WHERE last_active < ? RETURNING id", (older_than,)
         ).fetchall()
         for (sid,) in rows:

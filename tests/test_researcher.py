@@ -116,6 +116,9 @@ class PrototypeCase(tornado.testing.AsyncHTTPTestCase):
 
     def participant(self, first_name: str | None = None) -> Browser:
         browser = Browser(self)
+        # A first page only gives the browser its cookie; the session is stored when the
+        # cookie comes back (or when an answer is posted).
+        assert browser.get("/").code == 200
         assert browser.get("/").code == 200
         if first_name is not None:
             browser.post("/household", {"claimant[first-name]": first_name})
@@ -399,6 +402,7 @@ class TestOnChange(PrototypeCase):
         self.proto.on_change(broken)
         self.proto.on_change(lambda change: kinds.append(change.kind))
         ada = Browser(self)
+        assert ada.get("/").code == 200
         assert ada.get("/").code == 200
         response = ada.post("/household", {"claimant[first-name]": "Ada"}, follow=False)
         assert response.code == 302
