@@ -10,6 +10,7 @@ redirect a POST to GET, or show the 404 page.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import time
@@ -286,6 +287,7 @@ class PageHandler(tornado.web.RequestHandler):
             dict(self.request.headers),
         )
         req.params = params  # type: ignore[attr-defined]
+        stored = json.dumps(live.data)
         try:
             outcome = route.function(req)
         except Exception as exc:
@@ -294,6 +296,16 @@ class PageHandler(tornado.web.RequestHandler):
         if live.data is not req.session.data and isinstance(req.session.data, dict):
             live.data.clear()
             live.data.update(req.session.data)
+        try:
+            json.dumps(live.data)
+        except (TypeError, ValueError) as exc:
+            # It cannot be stored: keep the answers as they were before the function ran.
+            live.data.clear()
+            live.data.update(json.loads(stored))
+            name = route.function.__name__
+            log.error("the route function %s put data that cannot be stored: %s", name, exc)
+            problem = TypeError(f"it put data that cannot be stored ({exc}); use text, numbers, lists, dicts")
+            return _RouteFailure(problem, name)  # type: ignore[return-value]
         if outcome is None or isinstance(outcome, (Redirect, Render)):
             return outcome
         log.error(

@@ -10,6 +10,7 @@ and follows redirects. Where a test needs a restart or a second prototype it sta
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import logging
 import os
@@ -553,6 +554,24 @@ class TestNotebookRoutes(ServerCase):
 
         assert browser.get("/next", follow=False).headers["Location"] == "/two"
         assert len(self.proto.router.routes()) == 1
+
+    def test_a_route_storing_a_value_that_is_not_json_says_so_and_keeps_the_answers(self) -> None:
+        @self.proto.route("/name", methods=["POST"])
+        def stamp(req):
+            req.session.data["first-name"] = req.session.data["first-name"].upper()
+            req.session.data["sent-at"] = datetime.datetime(2026, 1, 2, 9, 30)
+
+        browser = self.participant()
+        with self.assertLogs("protonb", logging.ERROR) as logged:
+            response = browser.post("/name", {"first-name": "Ada"})
+        assert response.code == 500
+        assert "stamp" in response.text and "datetime" in response.text
+        assert any("stamp" in line for line in logged.output)
+        data = browser.data()
+        assert data["first-name"] == "Ada" and "sent-at" not in data
+        self.proto.router.remove("/name")
+        browser.post("/name", {"first-name": "Bea"})
+        assert browser.data()["first-name"] == "Bea"
 
     def test_a_notebook_route_for_post_leaves_get_alone(self) -> None:
         @self.proto.route("/name", methods=["POST"])
