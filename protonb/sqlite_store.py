@@ -58,7 +58,9 @@ class SQLiteStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: each commit is synced to the disk, so an answer confirmed to the
+            # participant survives a power cut too, not only a crash of protonb.
+            db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
