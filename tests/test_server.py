@@ -215,6 +215,12 @@ class TestPages(ServerCase):
     def test_the_404_page_says_which_template_to_add(self) -> None:
         assert "templates/new-page.html" in self.participant().get("/new-page").text
 
+    def test_the_404_page_shows_the_path_escaped(self) -> None:
+        response = self.participant().get("/%3Cscript%3Ealert(1)%3C/script%3E")
+        assert response.code == 404
+        assert "<script>" not in response.text
+        assert "&lt;script&gt;alert(1)" in response.text
+
     def test_paths_that_climb_out_of_templates_are_not_found(self) -> None:
         (self.tmp / "secret.html").write_text("<h1>outside</h1>", encoding="utf-8")
         for path in ("/../secret", "/%2e%2e/secret", "/section/%2e%2e/%2e%2e/secret", "/.protonb/secret"):
@@ -232,6 +238,18 @@ class TestPages(ServerCase):
         assert "<h1>Your name</h1>" in browser.get("/name").text
         save(self.root / "templates" / "name.html", "<h1>What is your full name?</h1>")
         assert "<h1>What is your full name?</h1>" in browser.get("/name").text
+
+    def test_an_edited_layout_shows_on_every_page_that_extends_it(self) -> None:
+        templates = self.root / "templates"
+        save(templates / "layout.html", "<title>Old</title>{% block content %}{% endblock %}")
+        save(
+            templates / "child.html",
+            '{% extends "layout.html" %}{% block content %}<h1>Child</h1>{% endblock %}',
+        )
+        browser = self.participant()
+        assert "<title>Old</title><h1>Child</h1>" in browser.get("/child").text
+        save(templates / "layout.html", "<title>New</title>{% block content %}{% endblock %}")
+        assert "<title>New</title><h1>Child</h1>" in browser.get("/child").text
 
     def test_a_new_template_answers_without_a_restart(self) -> None:
         browser = self.participant()
