@@ -162,6 +162,54 @@ def _is_list_index(segment: str) -> bool:
     return segment.isdigit() and segment.isascii() and (segment == "0" or segment[0] != "0")
 
 
+_KEY_PATHS: dict[tuple[int, str], tuple[tuple[str, ...], bool] | None] = {}
+_KEY_PATHS_MAX = 4096
+
+
+def _key_path(key: str, depth: int) -> tuple[tuple[str, ...], bool] | None:
+    """The names a field name nests (``a[b][c]`` -> a, b, c) and whether it ends in ``[]``.
+
+    None for a name the fast path leaves to qs-codec. Remembered, since a prototype's forms
+    send the same names again and again (a bounded cache: emptied when full).
+    """
+    cache_key = (depth, key)
+    if cache_key in _KEY_PATHS:
+        return _KEY_PATHS[cache_key]
+    path = _split_key(key, depth)
+    if len(_KEY_PATHS) >= _KEY_PATHS_MAX:
+        _KEY_PATHS.clear()
+    _KEY_PATHS[cache_key] = path
+    return path
+
+
+def _split_key(key: str, depth: int) -> tuple[tuple[str, ...], bool] | None:
+    first = key.find("[")
+    if first == -1:
+        return None if key == _FORBIDDEN_KEY else ((key,), False)
+    if first == 0:
+        return None
+    names = [key[:first]]
+    length = len(key)
+    at = first
+    while at < length:
+        if key[at] != "[":
+            return None
+        close = key.find("]", at + 1)
+        if close == -1:
+            return None
+        names.append(key[at + 1 : close])
+        at = close + 1
+    if len(names) - 1 > depth:
+        return None
+    push = names[-1] == ""
+    if push:
+        names.pop()
+    for level, name in enumerate(names):
+        if not name or "[" in name or name == _FORBIDDEN_KEY or (level and _is_list_index(name)):
+            return None
+    return tuple(names), push
+
+
 def fast_decode(text: str, depth: int) -> dict[str, Any] | None:
     """The common shapes of form data, parsed exactly as qs-codec parses them, but quickly.
 
@@ -173,54 +221,26 @@ def fast_decode(text: str, depth: int) -> dict[str, Any] | None:
     """
     result: dict[str, Any] = {}
     for key, value in _split_pairs(text).items():
-        first = key.find("[")
-        if first == -1:
-            if key in result or key == _FORBIDDEN_KEY:
-                return None
-            result[key] = value
-            continue
-        if first == 0:
+        path = _key_path(key, depth)
+        if path is None:
             return None
-        names = [key[:first]]
-        length = len(key)
-        at = first
-        while at < length:
-            if key[at] != "[":
-                return None
-            close = key.find("]", at + 1)
-            if close == -1:
-                return None
-            names.append(key[at + 1 : close])
-            at = close + 1
-        if len(names) - 1 > depth:
-            return None
-        push = names[-1] == ""
-        if push:
-            names.pop()
+        names, push = path
         node = result
-        last = len(names) - 1
-        for level, name in enumerate(names):
-            if (
-                not name
-                or "[" in name
-                or name == _FORBIDDEN_KEY
-                or (level and _is_list_index(name))
-            ):
-                return None
+        for name in names[:-1]:
             held = node.get(name)
-            if level == last:
-                if held is not None:
-                    return None
-                if push:
-                    node[name] = value if isinstance(value, list) else [value]
-                else:
-                    node[name] = value
-            elif held is None:
+            if held is None:
                 node[name] = node = {}
             elif isinstance(held, dict):
                 node = held
             else:
                 return None
+        name = names[-1]
+        if name in node:
+            return None
+        if push:
+            node[name] = value if isinstance(value, list) else [value]
+        else:
+            node[name] = value
     return result
 
 
