@@ -478,6 +478,16 @@ class TestRoutesFile(ServerCase):
         assert "<h1>Hello &lt;world&gt;</h1>" in page.text
         assert "<p>Ada</p>" in page.text
 
+    def test_a_route_rendering_a_template_that_is_not_there_says_which(self) -> None:
+        @self.proto.route("/summary")
+        def summary(req):
+            return req.render("sumary", status=200)
+
+        with self.assertLogs("protonb", logging.ERROR):
+            response = self.participant().get("/summary")
+        assert response.code == 500
+        assert "There is no template called &#39;sumary.html&#39; in templates/" in response.text
+
     def test_a_route_that_returns_nothing_lets_protonb_answer_and_keeps_its_changes(self) -> None:
         browser = self.participant()
         response = browser.post("/name", {"first-name": "Ada"}, follow=False)
