@@ -301,10 +301,15 @@ def parse_json(text: str) -> dict[str, Any]:
             400, "depth", f"The JSON body is nested more than {JSON_DEPTH_LIMIT} levels deep."
         )
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         # "\ud800" escapes decode to lone surrogates, which no UTF-8 store can keep.
         raise FormError(400, "encoding", "The JSON body holds text that is not valid Unicode.") from exc
+    except ValueError as exc:
+        # Python reads NaN, Infinity and 1e400 (too big for a number); strict JSON has none.
+        raise FormError(
+            400, "json", "The JSON body holds NaN, Infinity or a number too large to keep."
+        ) from exc
     if isinstance(value, list):
         value = {str(index): item for index, item in enumerate(value)}
     return _plain(value)
