@@ -28,9 +28,9 @@ from . import forms
 from .config import CookieKeys, PrototypeFolder
 from .routing import Redirect, Render, Request, Router, RoutesFile, SessionView
 from .session import (
-    COOKIE_REFRESH_SECONDS,
     DEFAULT_LIFETIME_HOURS,
     LiveSession,
+    cookie_fresh,
     cookie_name,
     expired,
     is_session_id,
@@ -217,7 +217,7 @@ class PageHandler(tornado.web.RequestHandler):
             return LiveSession.start(site.folder.defaults())
         record = self._current_record(raw)
         if record is not None:
-            fresh = self._read_cookie(name, max_age_days=COOKIE_REFRESH_SECONDS / 86400) is not None
+            fresh = cookie_fresh(self.get_cookie(name))
             return LiveSession.resume(record, site.folder.with_defaults(record.data), fresh)
         successor = successor_id(site.keys.secrets[site.keys.key_version], raw)
         record = self._current_record(successor)
@@ -248,10 +248,12 @@ class PageHandler(tornado.web.RequestHandler):
         elif live.is_new or live.data_changed():
             record.data = live.data
             self.site.store.set(record, "created" if live.is_new else "data")
+            if live.is_new or not live.cookie_fresh:
+                self._set_session_cookie(record)
             live.is_new = False
-            self._set_session_cookie(record)
         else:
-            self.site.store.touch(record)
+            if live.visit_worth_saving():
+                self.site.store.touch(record)
             if not live.cookie_fresh:
                 self._set_session_cookie(record)
 

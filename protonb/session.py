@@ -18,6 +18,9 @@ from .store import SessionRecord
 DEFAULT_LIFETIME_HOURS = 24.0
 #: The cookie is signed again (and its expiry pushed on) when it is older than this.
 COOKIE_REFRESH_SECONDS = 3600
+#: A request that changes neither the answers nor the page the participant is on is written
+#: to the store (its "last active" time) only when the last write is older than this.
+VISIT_SAVE_SECONDS = 1.0
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
@@ -41,6 +44,25 @@ def successor_id(secret: str, session_id: str) -> str:
     """
     digest = hmac.new(secret.encode(), b"successor:" + session_id.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+
+def cookie_fresh(signed_value: str | None, now: float | None = None) -> bool:
+    """Whether a session cookie was signed less than COOKIE_REFRESH_SECONDS ago.
+
+    ``signed_value`` is the cookie exactly as the browser sent it, already checked with
+    ``get_signed_cookie``; its signing time is read from Tornado's version 2 format
+    (``2|1:key|10:time|...``) instead of checking the signature a second time. Anything
+    unreadable counts as not fresh, so the cookie is signed again.
+    """
+    if not signed_value or not signed_value.startswith("2|"):
+        return False
+    fields = signed_value.split("|", 3)
+    try:
+        signed_at = int(fields[2].partition(":")[2])
+    except (IndexError, ValueError):
+        return False
+    now = time.time() if now is None else now
+    return signed_at >= now - COOKIE_REFRESH_SECONDS
 
 
 def cookie_name(prototype_id: str) -> str:
@@ -70,6 +92,8 @@ class LiveSession:
     cookie_fresh: bool = True
     touched_at: float = field(default_factory=time.time)
     keep: bool = True
+    #: The visit fields as stored before this request: last active, current page, pages.
+    loaded_visit: tuple[float, str, list[str]] = (0.0, "", [])
 
     @classmethod
     def start(cls, data: dict[str, Any], session_id: str | None = None, keep: bool = False) -> LiveSession:
@@ -92,6 +116,7 @@ class LiveSession:
             data=data,
             loaded_fingerprint=fingerprint(record.data),
             cookie_fresh=cookie_fresh,
+            loaded_visit=(record.last_active, record.current_page, list(record.pages)),
         )
 
     def data_changed(self) -> bool:
@@ -100,6 +125,22 @@ class LiveSession:
     def worth_storing(self) -> bool:
         """Whether the session should be written to the store after this request."""
         return not self.is_new or self.keep or self.data_changed()
+
+    def visit_worth_saving(self) -> bool:
+        """Whether a request that left the answers alone must still write its visit.
+
+        It must when it moved the participant to another page, or when the stored "last
+        active" time is more than VISIT_SAVE_SECONDS old; repeated requests for the same page
+        within that time (a reload, a redirect's GET, a load test) write nothing.
+        """
+        last_active, page, pages = self.loaded_visit
+        record = self.record
+        return (
+            self.is_new
+            or record.current_page != page
+            or record.pages != pages
+            or record.last_active - last_active >= VISIT_SAVE_SECONDS
+        )
 
 
 def expired(record: SessionRecord, lifetime_hours: float, now: float | None = None) -> bool:
