@@ -108,6 +108,7 @@ class Participant:
         self.cookies: dict[str, str] = {}
         self.confirmed: dict[str, str] = {}
         self.cut_off: list[str] = []
+        self.cut_off_before_a_cookie = 0
         self.sent = 0
 
     def headers(self) -> dict[str, str]:
@@ -140,6 +141,7 @@ class Participant:
         except (OSError, http.client.HTTPException):
             # The server was killed under this request: its answer was never confirmed.
             self.cut_off.append(key)
+            self.cut_off_before_a_cookie += not self.cookies
         finally:
             connection.close()
 
@@ -214,7 +216,10 @@ def test_every_confirmed_answer_survives_kill_9_in_the_middle_of_a_burst(tmp_pat
         sessions = stored.execute("SELECT count(*) FROM sessions").fetchone()[0]
     finally:
         stored.close()
-    assert sessions == PARTICIPANTS, "one session per participant, no phantom ones"
+    # One session per participant; a first answer cut off before its cookie arrived may
+    # have been stored all the same, in a session that browser never heard of.
+    orphans_possible = sum(person.cut_off_before_a_cookie for person in participants)
+    assert PARTICIPANTS <= sessions <= PARTICIPANTS + orphans_possible
     print(
         f"\nkill -9: {kills} cycles, {checked} confirmed answers all read back after the last restart,"
         f" {unconfirmed} posts cut off before their 302 ({stored_anyway} of them stored anyway)"
