@@ -406,6 +406,12 @@ class _RouteFailure:
 class PublicFileHandler(tornado.web.StaticFileHandler):
     """Files under ``public/``, served before any session or form handling, as in the kit."""
 
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        if "\x00" in absolute_path:
+            # No file name holds a NUL byte, and os.path raises on one: just not found.
+            raise tornado.web.HTTPError(404)
+        return super().validate_absolute_path(root, absolute_path)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish(f"{status_code}: no such file in public/")
 
