@@ -192,6 +192,37 @@ class TestEndAllSessions(CookieCase):
         assert ada.data()["first-name"] == "Ada"
 
 
+class TestSecret(CookieCase):
+    def test_the_secret_is_created_once_owner_only_and_never_shown(self) -> None:
+        path = self.root / ".protonb" / "secret.json"
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert (self.root / ".protonb").stat().st_mode & 0o777 == 0o700
+        secret = self.proto.site.keys.secrets[self.proto.site.keys.key_version]
+        reopened = Prototype(self.root)
+        try:
+            assert reopened.site.keys == self.proto.site.keys
+        finally:
+            reopened.close()
+        ada = self.ada()
+        shown = [
+            repr(self.proto),
+            self.proto._repr_html_(),
+            self.proto.sessions.to_json(),
+            repr(self.proto.sessions[0]),
+            ada.get("/").body.decode(),
+            ada.get("/nowhere").body.decode(),
+            "".join(ada.set_cookies),
+            *(self.log.format(record) for record in self.log.records),
+        ]
+        assert not [text for text in shown if secret in text]
+
+    def test_ending_every_session_keeps_the_secret_owner_only(self) -> None:
+        self.proto.end_all_sessions()
+        path = self.root / ".protonb" / "secret.json"
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert not list(path.parent.glob("*.tmp"))
+
+
 # --------------------------------------------------------------------------- bad cookies
 
 
