@@ -140,16 +140,27 @@ class SQLiteStore:
         self._hub.emit(kind, record.id, record)
 
     def touch(self, record: SessionRecord) -> None:
-        """Save the visit fields of ``record`` (last active, current page, pages) only."""
-        cursor = self._conn.execute(
-            "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?",
-            (
-                record.last_active,
-                record.current_page,
-                json.dumps(record.pages, ensure_ascii=False),
-                record.id,
-            ),
-        )
+        """Save the visit fields of ``record`` (last active, current page, pages) only.
+
+        A visit is committed but not synced to the disk by itself (synchronous=NORMAL for
+        this one statement: it survives a crash of protonb, and the next synced commit takes
+        it to the disk too). Answers, labels and removals stay synced on every commit; a page
+        view is not worth a disk flush, which costs ten times the write.
+        """
+        db = self._conn
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            cursor = db.execute(
+                "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?",
+                (
+                    record.last_active,
+                    record.current_page,
+                    json.dumps(record.pages, ensure_ascii=False),
+                    record.id,
+                ),
+            )
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
         if cursor.rowcount:
             self._hub.emit("visit", record.id, record)
 

@@ -102,3 +102,19 @@ class TestWrites(ServerCase):
         record = self.proto.store.get(sid)
         assert record.current_page == "/section/detail"
         assert record.pages[-2:] == ["/name", "/section/detail"]
+
+
+def test_a_visit_is_not_synced_but_answers_still_are(tmp_path) -> None:
+    from protonb.sqlite_store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "sessions.sqlite3")
+    try:
+        record = SessionRecord(id="y" * 24, data={"first-name": "Ada"})
+        store.set(record, "created")
+        record.visit("/next")
+        store.touch(record)
+        full = 2
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == full
+        assert store.get(record.id).current_page == "/next"
+    finally:
+        store.close()
