@@ -156,7 +156,8 @@ class PageHandler(tornado.web.RequestHandler):
             live.record.visit(path)
         outcome = self._run_route(method, path, query, body, live)
         if managed and method == "POST" and path == CLEAR_DATA_PATH and outcome is None:
-            live.data.clear()
+            if not live.is_new:  # a new session holds only the defaults: nothing to clear or store
+                live.data.clear()
             view_data = {}
         self._save(live)
         if outcome is not None:

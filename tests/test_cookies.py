@@ -357,6 +357,15 @@ class TestPhantomSessions(CookieCase):
         assert self.stored_ids() == {new}
         assert self.proto.sessions[new].current_page == "/dump"
 
+    def test_clearing_the_data_of_a_browser_with_no_session_stores_nothing(self) -> None:
+        browser = Browser(self)
+        assert browser.request("POST", "/manage-prototype/clear-data", "").code == 200
+        assert self.stored_ids() == set()
+        ada = self.ada()
+        assert ada.request("POST", "/manage-prototype/clear-data", "").code == 200
+        assert ada.data() == DEFAULTS
+        assert self.stored_ids() == {self.session_id(ada)}
+
     def test_a_bot_with_a_fixed_garbage_cookie_stores_nothing_however_often_it_comes(self) -> None:
         for _ in range(20):
             Browser(self, f"{self.cookie_name}=garbage").get("/")
