@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 from . import __version__
+from .auth import PASSWORD_ENV
 from .config import ConfigError
 from .runner import PortInUse
 from .session import DEFAULT_LIFETIME_HOURS
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LIFETIME_HOURS,
         help=f"hours a session is kept after its last request (default {DEFAULT_LIFETIME_HOURS:g})",
     )
+    serve.add_argument(
+        "--password-env",
+        metavar="VAR",
+        default=None,
+        help=(
+            "ask participants for the password held in the environment variable VAR"
+            f" (default: ${PASSWORD_ENV} if set); never put the password itself on the command line"
+        ),
+    )
+    serve.add_argument(
+        "--url-prefix",
+        default=None,
+        help="the path prefix a proxy serves the prototype under (default: the X-Forwarded-Prefix header)",
+    )
     serve.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     return parser
 
@@ -43,12 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> int:
     from .prototype import Prototype
 
-    proto = Prototype(args.folder, data_dir=args.data_dir, session_hours=args.session_hours)
+    proto = Prototype(
+        args.folder,
+        data_dir=args.data_dir,
+        session_hours=args.session_hours,
+        url_prefix=args.url_prefix,
+        password=_password(args.password_env),
+    )
     url = proto.start(port=args.port, host=args.host, show=False)
-    if args.host not in LOOPBACK:
-        logging.getLogger("protonb").warning(
-            "listening on %s: anyone who can reach this machine can open the prototype", args.host
-        )
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -59,6 +75,18 @@ async def _serve(args: argparse.Namespace) -> int:
     proto.close()
     print("protonb: stopped", flush=True)
     return 0
+
+
+def _password(variable: str | None) -> str | None:
+    """The password from ``--password-env VAR``; None leaves it to $PROTONB_PASSWORD."""
+    if variable is None:
+        return None
+    value = os.environ.get(variable, "")
+    if not value:
+        raise ConfigError(
+            f"--password-env {variable}: the environment variable {variable} is empty or not set"
+        )
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(_serve(args))
-    except (ConfigError, PortInUse) as exc:
+    except (ConfigError, PortInUse, ValueError) as exc:
         print(f"protonb: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

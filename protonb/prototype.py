@@ -12,7 +12,9 @@ from typing import Any
 import tornado.ioloop
 
 from . import runner
+from .auth import exposure_warning, password_from
 from .config import PrototypeFolder
+from .proxy import configured_prefix
 from .researcher import SessionChange, Sessions
 from .routing import RouteFunction, Router
 from .server import PrototypeSite, make_app
@@ -31,6 +33,10 @@ class Prototype:
     ``Prototype("path/to/folder")`` opens the folder (``templates/``, ``public/``,
     ``session-data-defaults.json``, ``routes.py``) and its session store; ``start()`` serves
     it on the running event loop and returns at once.
+
+    ``password="..."`` (or the ``PROTONB_PASSWORD`` environment variable) makes every page ask
+    for a password first. ``url_prefix="/path"`` is the prefix a proxy serves the prototype
+    under; left out, each request's ``X-Forwarded-Prefix`` header (jupyter-server-proxy) is used.
     """
 
     def __init__(
@@ -40,7 +46,8 @@ class Prototype:
         data_dir: str | os.PathLike[str] | None = None,
         session_hours: float = DEFAULT_LIFETIME_HOURS,
         store: Store | None = None,
-        url_prefix: str = "",
+        url_prefix: str | None = None,
+        password: str | None = None,
     ) -> None:
         if session_hours <= 0:
             raise ValueError("session_hours must be more than 0")
@@ -56,7 +63,8 @@ class Prototype:
             store=self.store,
             notebook_routes=self.router,
             lifetime_hours=session_hours,
-            url_prefix=url_prefix.rstrip("/"),
+            url_prefix=configured_prefix(url_prefix),
+            password=password_from(password),
         )
         self._server: runner.RunningServer | None = None
         self._purger: tornado.ioloop.PeriodicCallback | None = None
@@ -155,6 +163,9 @@ class Prototype:
         self._purger.start()
         url = self.url or ""
         log.info("serving %s at %s", self.folder.root, url)
+        warning = exposure_warning(host, protected=self.site.password is not None)
+        if warning:
+            log.warning(warning)
         if show:
             _show_link(url, self.folder.root.name)
         return url

@@ -24,7 +24,7 @@ import jinja2
 import tornado.httputil
 import tornado.web
 
-from . import forms
+from . import auth, forms, proxy
 from .config import CookieKeys, PrototypeFolder
 from .routing import Redirect, Render, Request, Router, RoutesFile, SessionView
 from .session import (
@@ -46,6 +46,8 @@ PAGES_DIR = Path(__file__).parent / "pages"
 MANAGE_PREFIX = "/manage-prototype/"
 CLEAR_DATA_PATH = "/manage-prototype/clear-data"
 TORNADO_FIELD_CEILING = 20_000
+#: A body announced as larger than this is not read at all (the connection is closed).
+DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 _POST_REDIRECTS = re.compile(r"/[^.]+")
 _SUFFIX = re.compile(r"\.(html|htm|njk)$")
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -60,7 +62,10 @@ class PrototypeSite:
     store: Store
     notebook_routes: Router = field(default_factory=Router)
     lifetime_hours: float = DEFAULT_LIFETIME_HOURS
-    url_prefix: str = ""
+    #: The prefix links and redirects carry; None: the request's X-Forwarded-Prefix header.
+    url_prefix: str | None = None
+    #: With a password (auth.Password), every page asks for it first.
+    password: Any = None
 
     def __post_init__(self) -> None:
         self.env = make_environment(self.folder.templates, PAGES_DIR)
@@ -111,9 +116,19 @@ class PageHandler(tornado.web.RequestHandler):
 
     def initialize(self, site: PrototypeSite) -> None:
         self.site = site
+        self.url_prefix = proxy.request_prefix(site.url_prefix, self.request.headers.get(proxy.PREFIX_HEADER))
         self.live: LiveSession | None = None
         self._body = bytearray()
         self._body_size = 0
+
+    def prepare(self) -> None:
+        """A body announced over the limit is read and thrown away, to answer with the limit page."""
+        try:
+            length = int(self.request.headers.get("Content-Length", "0"))
+        except ValueError:
+            return
+        if forms.BODY_LIMIT_BYTES < length <= DISCARD_LIMIT_BYTES:
+            self.request.connection.set_max_body_size(length)  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> None:
         self._body_size += len(chunk)
@@ -138,6 +153,8 @@ class PageHandler(tornado.web.RequestHandler):
 
     def _respond(self, method: str) -> None:
         path = self.request.path
+        if self.site.password is not None and auth.stop_at_password(self, method, path):
+            return
         try:
             query = forms.parse_query(self.request.query)
             body = self._parse_body() if method == "POST" else {}
@@ -269,7 +286,7 @@ class PageHandler(tornado.web.RequestHandler):
             httponly=True,
             samesite="Lax",
             secure=secure,
-            path=(self.site.url_prefix or "") + "/",
+            path=self.url_prefix + "/",
         )
 
     # ------------------------------------------------------------------ route functions
@@ -293,7 +310,7 @@ class PageHandler(tornado.web.RequestHandler):
         stored = json.dumps(live.data)
         try:
             outcome = route.function(req)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a route must not stop the server
             log.exception("the route function %s for %s %s failed", route.function.__name__, method, path)
             return _RouteFailure(exc, route.function.__name__)  # type: ignore[return-value]
         if live.data is not req.session.data and isinstance(req.session.data, dict):
@@ -336,8 +353,8 @@ class PageHandler(tornado.web.RequestHandler):
 
     def _redirect(self, location: str, status: int = 302) -> None:
         target = safe_location(location)
-        if target.startswith("/"):
-            target = self.site.url_prefix + target
+        if target.startswith("/") and self.url_prefix:
+            target = proxy.relative_location(self.request.path, target)
         self.set_status(status)
         self.set_header("Location", target)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
@@ -352,7 +369,7 @@ class PageHandler(tornado.web.RequestHandler):
 
     def _render(self, template: str, data: dict[str, Any], status: int = 200, /, **values: Any) -> None:
         # A route's own values may be called anything (name=, status=, even data=).
-        context = {"data": data, "url_prefix": self.site.url_prefix, **values}
+        context = {"data": data, "url_prefix": self.url_prefix, **values}
         try:
             html = self.site.env.get_template(template).render(context)
         except Exception as exc:
@@ -367,7 +384,7 @@ class PageHandler(tornado.web.RequestHandler):
         self.finish(html)
 
     def _page(self, name: str, **values: Any) -> None:
-        html = self.site.env.get_template(name).render(url_prefix=self.site.url_prefix, **values)
+        html = self.site.env.get_template(name).render(url_prefix=self.url_prefix, **values)
         self.finish(html)
 
     def _not_found(self, path: str) -> None:
@@ -389,6 +406,15 @@ class PageHandler(tornado.web.RequestHandler):
             self._page("protonb/cleared.html" if method == "POST" else "protonb/clear-data.html")
         else:
             self._not_found(path)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Unexpected failures go to protonb's log (the dashboard's log area in a notebook)."""
+        if isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)
+            return
+        log.error(
+            "%s %s failed: %s", self.request.method, self.request.path, value, exc_info=(typ, value, tb)
+        )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         message = {404: "Page not found", 405: "This address does not take that kind of request."}

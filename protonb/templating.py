@@ -95,10 +95,8 @@ def checked(context: Any, name: str, value: Any) -> str:
 def url(context: Any, path: str = "/") -> str:
     """A link to ``path`` inside this prototype, with the URL prefix it is served under."""
     prefix = context.get("url_prefix") or ""
-    path = str(path)
-    if not path.startswith("/"):
-        path = "/" + path
-    return prefix + path
+    # One leading slash, whatever was written: "//host" or "\\host" must not leave the site.
+    return prefix + "/" + str(path).replace("\\", "/").lstrip("/")
 
 
 def make_environment(templates_dir: Path, pages_dir: Path) -> PrototypeEnvironment:
