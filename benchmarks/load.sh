@@ -7,7 +7,9 @@
 #
 # Env: TARGETS="kit baseline-mini protonb" (ratios are against the first), ROUNDS=2 (ABBA order),
 #      DURATION, CONNS, WORKLOADS, QUIET_WAIT as ../shared/bench/run.sh takes them,
-#      PORT=8000, PYTHON=.venv/bin/python, BENCH=../shared/bench, MEM_SESSIONS=2000.
+#      PORT=8000, PYTHON=.venv/bin/python, BENCH=../shared/bench, MEM_SESSIONS=2000,
+#      W1C=1 (0 skips W1c: W1 where every POST changes an answer, lua/w1_change.lua; protonb
+#      writes only what changed, so the harness's W1, the same body again, writes nothing).
 # protonb is served from this checkout with its durable SQLite store, a fresh folder each round,
 # pinned to SERVER_CPUS (0). Prints the harness's lines (START, CHECK, RESULT, MEMORY), with
 # protonb's START carrying its start-up time (process start to first 200, median of 5); then
@@ -24,6 +26,7 @@ PORT=${PORT:-8000}
 TARGETS=${TARGETS:-"kit baseline-mini protonb"}
 ROUNDS=${ROUNDS:-2}
 MEM_SESSIONS=${MEM_SESSIONS:-2000}
+W1C=${W1C:-1}
 export SERVER_CPUS=${SERVER_CPUS:-0}
 command -v wrk >/dev/null || { echo "load.sh: wrk not found (apt-get install wrk, or $BENCH/setup.sh)" >&2; exit 1; }
 # shellcheck source=/dev/null
@@ -70,6 +73,43 @@ measure_startup() {
   echo "STARTUP target=protonb startup_ms=$STARTUP_MS all_ms=$(IFS=,; echo "${times[*]}")"
 }
 
+# W1c: the harness's W1, but every POST changes an answer, so every request is a durable write.
+# Prints RESULT lines in the harness's format (workload=W1c).
+run_w1c() {  # name url
+  local name=$1 url=$2 cookie line c kv errors
+  cookie=$(curl -s -D - -o /dev/null --max-time 10 -H 'Content-Type: application/x-www-form-urlencoded' \
+    --data-binary @"$BENCH/body.txt" "$url/question" \
+    | tr -d '\r' | grep -i '^set-cookie:' | head -1 | sed -E 's/^[Ss]et-[Cc]ookie: *//; s/;.*//')
+  for c in ${CONNS:-10 50}; do
+    sleep "${PAUSE:-2}"
+    line=$(BENCH_DIR="$BENCH/lua" BENCH_BODY="$BENCH/body.txt" BENCH_COOKIE="$cookie" BENCH_EXPECT=302 \
+      taskset -c "${LOAD_CPUS:-1}" wrk -t1 -c"$c" -d"${DURATION:-10}s" --timeout 10s \
+        -s "$HERE/lua/w1_change.lua" "$url" 2>&1 | grep '^WRK ' | tail -1 || true)
+    declare -A f=()
+    for kv in ${line#WRK }; do f[${kv%%=*}]=${kv#*=}; done
+    errors=$(( ${f[bad]:-0} + ${f[err_connect]:-0} + ${f[err_read]:-0} + ${f[err_write]:-0} + ${f[err_timeout]:-0} ))
+    echo "RESULT target=$name workload=W1c conns=$c duration_s=${f[duration_s]:-na} requests=${f[requests]:-0}" \
+      "rps=${f[rps]:-0} p50_ms=${f[p50_ms]:-na} p90_ms=${f[p90_ms]:-na} p99_ms=${f[p99_ms]:-na} ok=${f[ok]:-0}" \
+      "errors=$errors new_sessions=${f[setcookie]:-na}"
+    unset f
+  done
+}
+
+# W1c for the kit or the reference app: started and stopped with the harness's own scripts.
+managed_w1c() {  # target
+  local out port stop_script parser=qs
+  case $1 in
+    kit) port=${KIT_PORT:-3101}; out=$("$BENCH/kit-start.sh" "$port") || return 0; stop_script=$BENCH/kit-stop.sh ;;
+    baseline|baseline-mini)
+      [ "$1" = baseline-mini ] && parser=mini
+      port=${BASELINE_PORT:-8101}; out=$("$BENCH/baseline-start.sh" "$port" "$parser") || return 0
+      stop_script=$BENCH/baseline-stop.sh ;;
+    *) return 0 ;;
+  esac
+  run_w1c "$1" "http://127.0.0.1:$port"
+  "$stop_script"
+}
+
 run_protonb() {
   fresh_prototype
   serve; wait_first_200
@@ -77,6 +117,7 @@ run_protonb() {
   TARGET_NAME=protonb TARGET_PID=$SERVER_PID \
   SESSIONS_CMD="$PYTHON -c \"import sqlite3;print(sqlite3.connect('file:$db?mode=ro',uri=True).execute('select count(*) from sessions').fetchone()[0])\"" \
     "$BENCH/run.sh" "http://127.0.0.1:$PORT" | sed -u "s/^START target=protonb startup_ms=na/START target=protonb startup_ms=$STARTUP_MS/"
+  [ "$W1C" = 0 ] || run_w1c protonb "http://127.0.0.1:$PORT"
   stop
   # Memory and disk per stored session, on a fresh server (sessions.py makes them itself).
   fresh_prototype
@@ -105,6 +146,7 @@ OUT="$RESULTS/load-$STAMP.txt"
         run_protonb
       else
         "$BENCH/run.sh" "$t"
+        [ "$W1C" = 0 ] || managed_w1c "$t"
       fi
     done
   done
