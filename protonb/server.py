@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import posixpath
 import re
 import time
 import urllib.parse
@@ -95,10 +96,16 @@ def safe_location(location: str) -> str:
     become one, so ``//attacker/x``, ``/\\attacker`` and ``https://x/y`` all stay here.
     """
     location = location.replace("\\", "/").strip()
-    location = "".join(ch for ch in location if ord(ch) >= 32)
+    location = "".join(ch for ch in location if ord(ch) >= 32).strip()
+    if location.startswith("/"):
+        location = "/" + location.lstrip("/")  # "//host/x" is the path /host/x, not a host
     parts = urllib.parse.urlsplit(location)
-    if parts.scheme or parts.netloc:
-        location = urllib.parse.urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    path = re.sub(r"/{2,}", "/", parts.path)
+    if path.startswith("/"):
+        # "/.//x" and "/a/..//x" would reach the browser as the path "//x": resolve dots here.
+        tidy = posixpath.normpath(path)
+        path = "/" + tidy.lstrip("/") + ("/" if path.endswith("/") and tidy != "/" else "")
+    location = urllib.parse.urlunsplit(("", "", path, parts.query, parts.fragment))
     if not location.startswith("/"):
         return location or "/"
     return "/" + location.lstrip("/")
