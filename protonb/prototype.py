@@ -5,13 +5,14 @@ from __future__ import annotations
 import html
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import tornado.ioloop
 
-from . import runner
+from . import logbook, runner
 from .auth import exposure_warning, password_from
 from .config import PrototypeFolder
 from .proxy import configured_prefix
@@ -87,6 +88,15 @@ class Prototype:
     def sessions(self) -> Sessions:
         """The live sessions, newest activity first: ``proto.sessions["P3"].data``."""
         return Sessions(self.store, self.folder.defaults)
+
+    @property
+    def log(self) -> list[str]:
+        """protonb's recent warnings and errors in this notebook (tracebacks included).
+
+        In a kernel they are kept here and shown in the dashboard's log area, instead of
+        being printed under whichever cell ran last.
+        """
+        return logbook.recent()
 
     def on_change(self, callback: Callable[[SessionChange], Any]) -> Callable[[], None]:
         """Call ``callback(change)`` whenever a session changes; returns a function to stop.
@@ -164,6 +174,10 @@ class Prototype:
         url = self.url or ""
         log.info("serving %s at %s", self.folder.root, url)
         warning = exposure_warning(host, protected=self.site.password is not None)
+        if logbook.in_kernel():
+            logbook.install()
+            if warning:
+                print(f"protonb: {warning}", file=sys.stderr)  # this cell started it: say it here
         if warning:
             log.warning(warning)
         if show:

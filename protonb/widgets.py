@@ -23,6 +23,7 @@ import anywidget
 import ipywidgets as W
 import traitlets
 
+from . import logbook
 from .researcher import Session, SessionGone, Sessions, count_answers
 from .store import ChangeEvent, SessionRecord
 
@@ -455,6 +456,8 @@ class Dashboard(W.VBox):
         self.confirm_no.on_click(lambda _: self._hide_confirm())
         self._unsubscribe = sessions.store.subscribe(self._on_change)
         self._log_handler = _LogToWidget(self)
+        for line in logbook.recent():  # problems from before the dashboard was opened
+            self.log(line)
         logging.getLogger("protonb").addHandler(self._log_handler)
         self._draw_heading()
 

@@ -27,6 +27,7 @@ try:
 except pytest.skip.Exception:
     pass
 
+from protonb import logbook
 from protonb.templating import describe_template_error
 
 
@@ -285,6 +286,22 @@ class TestDashboardLogArea(FailureCase):
         assert not fake.write.called, fake.write.call_args_list
         assert any("missing-key-7c1" in line for line in self.dash.log_lines)
 
+    def test_problems_from_before_the_dashboard_opened_show_in_its_log_area(self) -> None:
+        self.dash.close()
+        self.proto._dashboard = None
+        book = logbook.Logbook()
+        logger = logging.getLogger("protonb")
+        logger.addHandler(book)
+        try:
+            with mock.patch.object(logbook, "_logbook", book):
+                self.participant().get("/explode")
+                assert any("missing-key-7c1" in line for line in self.proto.log)
+                self.dash = self.proto.dashboard()
+        finally:
+            logger.removeHandler(book)
+        assert any("missing-key-7c1" in line for line in self.dash.log_lines)
+        assert "Traceback" in self.dash.log_view.value
+
     def test_a_closed_dashboard_stops_listening(self) -> None:
         self.dash.close()
         handlers = logging.getLogger("protonb").handlers
@@ -340,3 +357,43 @@ def test_in_a_kernel_a_route_traceback_reaches_the_log_widget_not_a_cell(kernel:
     streams = [s for s in k.seen[mark:] if s.kind == "stream"]
     assert not any("kaboom-marker-913" in s.content["text"] for s in streams), streams
     k.execute("proto.close()")
+
+
+@pytest.mark.kernel
+def test_in_a_kernel_without_a_dashboard_a_traceback_waits_for_it_instead_of_a_cell(
+    kernel: Any, tmp_path: Path
+) -> None:
+    k = kernel
+    root = tmp_path / "quiet"
+    (root / "templates").mkdir(parents=True)
+    (root / "templates" / "index.html").write_text("<h1>Start</h1>")
+    info = k.run_json(
+        textwrap.dedent(
+            f"""
+            import json, protonb
+            quiet = protonb.Prototype({str(root)!r})
+            @quiet.route("/boom")
+            def boom(req):
+                raise ZeroDivisionError("early-marker-271")
+            quiet.start(host="127.0.0.1", show=False)
+            print(json.dumps({{"port": quiet.port}}))
+            """
+        )
+    )
+    k.settle(quiet=0.2)
+    mark = len(k.seen)
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{info['port']}/boom", timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 500
+    after = k.execute("print('the next cell')")
+    assert after.stdout.strip() == "the next cell"
+    k.settle(quiet=0.2)
+    streams = [s for s in k.seen[mark:] if s.kind == "stream"]
+    assert not any("early-marker-271" in s.content["text"] for s in streams), streams
+    kept = k.run_json(
+        "print(json.dumps([any('early-marker-271' in l for l in quiet.log),"
+        " any('early-marker-271' in l for l in quiet.dashboard().log_lines)]))"
+    )
+    assert kept == [True, True]
+    k.execute("quiet.close()")
