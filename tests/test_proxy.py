@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import urllib.parse
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ TEMPLATES = {
     '<link rel="stylesheet" href="{{ url(\'/public/css/style.css\') }}">',
     "name.html": '<h1>Your name</h1><form method="post" action="{{ url(\'/name\') }}">'
     '<input name="first-name" value="{{ data[\'first-name\'] }}"></form>',
-    "section/detail.html": '<h1>Detail</h1>'
+    "section/detail.html": "<h1>Detail</h1>"
     '<form method="post" action="{{ url(\'/section/detail\') }}"></form>',
     "done.html": "<h1>Done</h1>",
     "dump.html": "{{ data | tojson }}",
@@ -345,3 +346,227 @@ class TestRelativeLocation:
         for prefix in ("", PREFIX):
             resolved = urllib.parse.urljoin(f"http://hub{prefix}{request_path}", location)
             assert resolved == f"http://hub{prefix}{target}", (prefix, resolved)
+
+
+# ---------------------------------------------------------------------- the real proxy
+
+HUB_BASE = "/user/ada/"
+HUB_TOKEN = "protonb-proxy-test"
+PROXY_PASSWORD = "proxy password 7"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, process: Any, log: Path, headers: dict[str, str] | None = None) -> None:
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log.read_text()[-3000:]) from None
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def real_proxy(tmp_path_factory: pytest.TempPathFactory):
+    """jupyter-server with base_url /user/ada/ and jupyter-server-proxy in front of two
+    ``protonb serve`` processes (one with a password); yields the hub address and the ports."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pytest.importorskip("jupyter_server_proxy")
+    home = tmp_path_factory.mktemp("proxy-home")
+    processes: list[tuple[subprocess.Popen[bytes], Any]] = []
+
+    def spawn(command: list[str], name: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+        log_path = home / f"{name}.log"
+        log = open(log_path, "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
+        processes.append((proc, log))
+        return proc, log_path
+
+    protos = {}
+    for name, password in (("open", None), ("locked", PROXY_PASSWORD)):
+        root = tmp_path_factory.mktemp(f"proxied-{name}")
+        (root / "templates").mkdir()
+        for template, text in TEMPLATES.items():
+            (root / "templates" / template).parent.mkdir(parents=True, exist_ok=True)
+            (root / "templates" / template).write_text(text, encoding="utf-8")
+        (root / "routes.py").write_text(ROUTES, encoding="utf-8")
+        (root / "public" / "css").mkdir(parents=True)
+        (root / "public" / "css" / "style.css").write_text("body { color: #0b0c0c; }")
+        port = _free_port()
+        extra = ["--password-env", "PROXY_TEST_PASSWORD"] if password else []
+        env = {"PROXY_TEST_PASSWORD": password} if password else {}
+        env["PROTONB_PASSWORD"] = ""
+        proc, log = spawn(
+            [sys.executable, "-m", "protonb", "serve", str(root), "--port", str(port), *extra], name, env
+        )
+        _wait_for(f"http://127.0.0.1:{port}/", proc, log)
+        protos[name] = port
+    hub_port = _free_port()
+    command = [
+        str(Path(sys.executable).with_name("jupyter")),
+        "server",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={hub_port}",
+        f"--ServerApp.base_url={HUB_BASE}",
+        f"--IdentityProvider.token={HUB_TOKEN}",
+        f"--ServerApp.root_dir={home}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    env = {
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "IPYTHONDIR": str(home / "ipython"),
+    }
+    proc, log = spawn(command, "jupyter", env)
+    hub = f"http://127.0.0.1:{hub_port}"
+    try:
+        _wait_for(f"{hub}{HUB_BASE}api/status?token={HUB_TOKEN}", proc, log)
+        yield hub, protos
+    finally:
+        for proc, handle in processes:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+            handle.close()
+
+
+class _HubClient:
+    """Plain HTTP through the hub, with the token, a cookie jar that honours Path, no auto-redirects."""
+
+    def __init__(self, hub: str) -> None:
+        import http.cookiejar
+        import urllib.request
+
+        class Stay(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any) -> None:
+                return None
+
+        self.hub = hub
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(Stay, urllib.request.HTTPCookieProcessor(self.jar))
+
+    def send(self, method: str, path: str, fields: dict[str, str] | None = None) -> tuple[int, Any, str]:
+        import urllib.error
+        import urllib.request
+
+        data = urllib.parse.urlencode(fields).encode() if fields is not None else None
+        request = urllib.request.Request(
+            self.hub + path, data=data, method=method, headers={"Authorization": f"token {HUB_TOKEN}"}
+        )
+        try:
+            with self.opener.open(request, timeout=10) as answer:
+                return answer.status, answer.headers, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode()
+
+    def follow(
+        self, method: str, path: str, fields: dict[str, str] | None = None
+    ) -> tuple[str, str, list[str]]:
+        locations = []
+        for _ in range(10):
+            status, headers, body = self.send(method, path, fields)
+            if status not in (301, 302, 303):
+                assert status == 200, (status, path, body[:300])
+                return path, body, locations
+            locations.append(headers["Location"])
+            target = urllib.parse.urlsplit(urllib.parse.urljoin(self.hub + path, headers["Location"]))
+            assert f"{target.scheme}://{target.netloc}" == self.hub, headers["Location"]
+            path = target.path + ("?" + target.query if target.query else "")
+            method, fields = "GET", None
+        raise AssertionError("more than 10 redirects")
+
+
+@pytest.mark.slow
+class TestThroughJupyterServerProxy:
+    def test_a_journey_through_the_real_proxy_keeps_the_prefix_once(self, real_proxy: Any) -> None:
+        hub, ports = real_proxy
+        prefix = f"{HUB_BASE}proxy/{ports['open']}"
+        client = _HubClient(hub)
+        path, start, _ = client.follow("GET", prefix + "/")
+        assert f'href="{prefix}/name"' in start and f'href="{prefix}/public/css/style.css"' in start
+        assert client.follow("GET", prefix + "/public/css/style.css")[1].startswith("body")
+        path, page, locations = client.follow("POST", prefix + "/name", {"first-name": "Ada"})
+        assert path == prefix + "/name", locations
+        assert 'value="Ada"' in page
+        cookie = next(c for c in client.jar if c.name.startswith("protonb-"))
+        assert cookie.path == prefix + "/"
+        path, _, locations = client.follow("POST", prefix + "/name", {"first-name": "Deep"})
+        assert path == prefix + "/section/detail?from=name", locations
+        path, _, locations = client.follow("POST", prefix + "/name", {"first-name": "Sent"})
+        assert path == prefix + "/done", locations
+
+    def test_the_password_page_through_the_real_proxy(self, real_proxy: Any) -> None:
+        hub, ports = real_proxy
+        prefix = f"{HUB_BASE}proxy/{ports['locked']}"
+        client = _HubClient(hub)
+        path, page, _ = client.follow("GET", prefix + "/name?x=1")
+        assert path.startswith(prefix + "/manage-prototype/password?")
+        assert f'action="{prefix}/manage-prototype/password"' in page
+        status, _, page = client.send("POST", prefix + "/manage-prototype/password", {"password": "no"})
+        assert status == 401
+        path, page, locations = client.follow(
+            "POST",
+            prefix + "/manage-prototype/password",
+            {"password": PROXY_PASSWORD, "returnURL": "/name?x=1"},
+        )
+        assert path == prefix + "/name?x=1", locations and "Your name" in page
+        auth_cookie = next(c for c in client.jar if c.name.endswith("-auth"))
+        assert auth_cookie.path == prefix + "/"
+
+    @pytest.mark.browser
+    def test_a_participant_in_chromium_through_the_real_proxy(self, real_proxy: Any) -> None:
+        from test_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium
+
+        _need_chromium()
+        from playwright.sync_api import sync_playwright
+
+        hub, ports = real_proxy
+        prefix = f"{HUB_BASE}proxy/{ports['locked']}"
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = chromium.new_context().new_page()
+                page.goto(f"{hub}{HUB_BASE}api/status?token={HUB_TOKEN}")  # logs the browser in to Jupyter
+                page.goto(f"{hub}{prefix}/name")
+                assert urllib.parse.urlsplit(page.url).path == prefix + "/manage-prototype/password"
+                page.fill("#password", "wrong")
+                page.click("button[type=submit]")
+                assert "The password is not right" in page.content()
+                page.fill("#password", PROXY_PASSWORD)
+                page.click("button[type=submit]")
+                page.wait_for_url(f"{hub}{prefix}/name")
+                page.fill("input[name=first-name]", "Deep")
+                page.press("input[name=first-name]", "Enter")
+                page.wait_for_url(f"{hub}{prefix}/section/detail?from=name")
+                page.goto(f"{hub}{prefix}/dump")
+                assert '"first-name": "Deep"' in page.content() or '"first-name":"Deep"' in page.content()
+            finally:
+                chromium.close()
