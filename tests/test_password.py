@@ -6,6 +6,7 @@ A participant's browser is ``test_server.Browser`` (cookies by name, redirects f
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -164,6 +165,29 @@ class TestAskingForThePassword(PasswordCase):
             str(vars(self.proto)),
         ):
             assert PASSWORD not in text
+
+
+class TestPasswordNotInTheDashboard(PasswordCase):
+    def test_no_widget_of_the_dashboard_holds_the_password(self) -> None:
+        pytest.importorskip("anywidget")
+        browser = self.participant()
+        self.log_in(browser)
+        browser.post("/name", {"first-name": "Ada"})
+        dash = self.proto.dashboard()
+        try:
+            dash.flush()
+            dash.detail.show(self.proto.sessions[0].id)
+            seen = []
+            stack = [dash]
+            while stack:
+                widget = stack.pop()
+                stack.extend(getattr(widget, "children", ()))
+                seen.append(json.dumps(widget.get_state(), default=str))
+            text = "\n".join(seen)
+            assert "Ada" in text, "the walk reached the answers"
+            assert PASSWORD not in text
+        finally:
+            dash.close()
 
 
 RETURN_URLS = [
