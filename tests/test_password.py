@@ -402,3 +402,22 @@ class TestCommandLine:
         )
         assert done.returncode == 2, (done.stdout, done.stderr, time.monotonic() - started)
         assert "NOT_SET_ANYWHERE" in done.stderr and "not set" in done.stderr
+
+
+def test_on_another_address_the_warning_says_to_set_a_password_and_is_gone_with_one(tmp_path: Path) -> None:
+    from test_cli import _isolated_network, serving
+
+    prefix = _isolated_network()
+    if prefix is None:
+        pytest.skip("needs `unshare -rn` to listen on a non-loopback address without exposing it")
+    root = write_prototype(tmp_path / "proto")
+    with serving(str(root), "--port", "0", "--host", "10.99.0.1", prefix=prefix) as server:
+        _, _, stderr = server.stop()
+    assert "Set a password" in stderr and "--password-env" in stderr and "10.99.0.1" in stderr
+    with mock.patch.dict(os.environ, {"STUDY_PASSWORD": PASSWORD}):
+        with serving(
+            str(root), "--port", "0", "--host", "10.99.0.1", "--password-env", "STUDY_PASSWORD", prefix=prefix
+        ) as server:
+            _, _, stderr = server.stop()  # (its own network: this process cannot reach it)
+    assert "anyone who can reach" not in stderr and "Set a password" not in stderr
+    assert PASSWORD not in stderr
