@@ -191,6 +191,11 @@ def describe_template_error(exc: BaseException, templates_dir: Path) -> Template
             "A name with a dash after a dot, such as data.first-name, reads as a subtraction"
             " (data.first minus name): write data['first-name'] instead."
         )
+    elif isinstance(exc, jinja2.TemplateAssertionError) and str(exc).startswith("No filter named"):
+        hint = (
+            "Templates have Jinja2's filters, which differ a little from Nunjucks':"
+            " write tojson for dump, and check the spelling."
+        )
     elif isinstance(exc, jinja2.TemplateNotFound):
         hint = f"There is no template called {exc.name!r} in templates/."
     elif isinstance(exc, jinja2.TemplateSyntaxError):

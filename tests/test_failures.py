@@ -108,6 +108,12 @@ class TestTemplateErrors(FailureCase):
     def test_an_unknown_filter_names_it(self) -> None:
         answer, _ = self.page("/bad-filter")
         assert answer.code == 500 and "nosuchfilter" in answer.text and "bad-filter.html" in answer.text
+        assert "Jinja2&#39;s filters" in answer.text
+
+    def test_nunjucks_dump_is_pointed_to_tojson(self) -> None:
+        (self.root / "templates" / "dump-it.html").write_text("<h1>Dump</h1>\n<pre>{{ data | dump }}</pre>\n")
+        answer, _ = self.page("/dump-it")
+        assert answer.code == 500 and "line 2" in answer.text and "tojson" in answer.text
 
     def test_an_error_in_a_layout_names_the_layout_and_its_line(self) -> None:
         answer, _ = self.page("/uses-layout")
