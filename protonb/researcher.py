@@ -457,8 +457,8 @@ class Sessions:
 
     def __getitem__(self, key: str | int) -> Session:
         """By position (``0`` is the most recently active), id, label, or the start of an id."""
-        records = self.store.list()
         if isinstance(key, int) and not isinstance(key, bool):
+            records = self.store.list()
             if not records:
                 raise IndexError("there are no sessions yet")
             try:
@@ -470,6 +470,9 @@ class Sessions:
                 "look a session up by its id, its label (like 'P3'), the start of its id, or a number"
             )
         key = key.strip()
+        if self.store.get(key) is not None:
+            return Session(self, key)
+        records = self.store.list()
         for record in records:
             if record.id == key:
                 return Session(self, record.id)
@@ -493,6 +496,8 @@ class Sessions:
         self, *, label: str | None = None, page: str | None = None, answer: str | None = None
     ) -> list[Session]:
         """Sessions whose label or current page contains the text, or with an answer containing it."""
+        if answer is not None and label is None and page is None and _text_search_finds_all(answer):
+            return self._find_answer(answer)
         found = []
         for record in self.store.list():
             if label is not None and label.casefold() not in record.label.casefold():
@@ -502,6 +507,20 @@ class Sessions:
             if answer is not None and not _mentions(record.data, answer):
                 continue
             found.append(Session(self, record.id))
+        return found
+
+    def _find_answer(self, answer: str) -> list[Session]:
+        """``find(answer=...)`` reading each session's stored JSON text first: only sessions
+        whose text contains the answer are decoded and checked (thousands of sessions are
+        searched while a participant waits for a page)."""
+        needle = answer.casefold()
+        found = []
+        for sid, text in self.store.data_texts():
+            if needle not in text.casefold():
+                continue
+            record = self.store.get(sid)
+            if record is not None and _mentions(record.data, answer):
+                found.append(Session(self, sid))
         return found
 
     def clear_all(self) -> int:
@@ -576,6 +595,18 @@ class Sessions:
             f"<p>{len(records)} session(s)</p><table><tr><th>label</th><th>id</th>"
             f"<th>page</th><th>answers</th></tr>{rows}</table>{more}"
         )
+
+
+def _text_search_finds_all(text: str) -> bool:
+    """Whether every answer containing ``text`` also contains it in the stored JSON text.
+
+    JSON escapes quotes, backslashes and control characters, and writes None as ``null``
+    where the answer search reads ``None``; any other text is in the JSON as it is.
+    """
+    needle = text.casefold()
+    if needle in "none":
+        return False
+    return not any(ch in '"\\' or ord(ch) < 32 for ch in needle)
 
 
 def _mentions(value: Any, text: str) -> bool:

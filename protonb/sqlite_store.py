@@ -178,6 +178,12 @@ class SQLiteStore:
         records = (self._row_to_record(row) for row in rows)
         return [record for record in records if record is not None]
 
+    def data_texts(self) -> list[tuple[str, str]]:
+        """Every session's id and its data as stored JSON text, newest activity first
+        (a search reads these without decoding every session)."""
+        rows = self._conn.execute("SELECT id, data FROM sessions ORDER BY last_active DESC").fetchall()
+        return [(str(sid), str(data)) for sid, data in rows]
+
     def count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
 
