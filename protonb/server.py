@@ -37,7 +37,7 @@ from .session import (
     is_session_id,
     successor_id,
 )
-from .store import SessionRecord, Store
+from .store import SessionRecord, Store, dumps_data
 from .templating import describe_template_error, make_environment, view_for_path
 
 log = logging.getLogger("protonb")
@@ -129,13 +129,17 @@ class PageHandler(tornado.web.RequestHandler):
         self._body_size = 0
 
     def prepare(self) -> None:
-        """A body announced over the limit is read and thrown away, to answer with the limit page."""
+        """A body announced over the limit is read and thrown away, to answer with the limit page;
+        one too big even for that is answered at once, and the connection closed unread."""
         try:
             length = int(self.request.headers.get("Content-Length", "0"))
         except ValueError:
             return
         if forms.BODY_LIMIT_BYTES < length <= DISCARD_LIMIT_BYTES:
             self.request.connection.set_max_body_size(length)  # type: ignore[union-attr]
+        elif length > DISCARD_LIMIT_BYTES:
+            self._body_size = length
+            self._limit_page(self._size_problem())
 
     def data_received(self, chunk: bytes) -> None:
         self._body_size += len(chunk)
@@ -213,12 +217,7 @@ class PageHandler(tornado.web.RequestHandler):
                 415, "charset", f"The form was sent as {charset}; protonb reads UTF-8 only."
             )
         if self._body_size > forms.BODY_LIMIT_BYTES:
-            raise forms.FormError(
-                413,
-                "body size",
-                f"The form sent {self._body_size:,} bytes; the limit is"
-                f" {forms.BODY_LIMIT_BYTES:,} (100 KB).",
-            )
+            raise self._size_problem()
         raw = bytes(self._body)
         try:
             text = raw.decode("utf-8")
@@ -227,6 +226,13 @@ class PageHandler(tornado.web.RequestHandler):
         if media_type == _JSON_TYPE:
             return forms.parse_json(text)
         return forms.parse_body(text)
+
+    def _size_problem(self) -> forms.FormError:
+        return forms.FormError(
+            413,
+            "body size",
+            f"The form sent {self._body_size:,} bytes; the limit is {forms.BODY_LIMIT_BYTES:,} (100 KB).",
+        )
 
     def _load_session(self) -> LiveSession:
         """The session the signed cookie names; else a new one.
@@ -324,7 +330,7 @@ class PageHandler(tornado.web.RequestHandler):
             live.data.clear()
             live.data.update(req.session.data)
         try:
-            json.dumps(live.data)
+            dumps_data(live.data).encode("utf-8")  # strict JSON: no NaN, no lone surrogates
         except (TypeError, ValueError) as exc:
             # It cannot be stored: keep the answers as they were before the function ran.
             live.data.clear()

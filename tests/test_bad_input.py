@@ -7,7 +7,9 @@ prototype's own files sit next to ``templates/``: none of them ever comes back.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import urllib.parse
 from typing import Any
 
@@ -136,6 +138,28 @@ class TestBigBodiesOnTheRealServer(BadInputCase):
         assert response.code == 413 and "100 KB" in response.text and f"{size + 17:,}" in response.text
         assert self.changes == []
         assert browser.data()["first-name"] == "Ada"
+
+    def test_a_body_too_big_even_to_read_is_answered_with_the_limit_page_at_once(self) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+
+        def send() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(
+                    b"POST /name HTTP/1.1\r\nHost: site\r\nContent-Type: " + FORM.encode() + b"\r\n"
+                    b"Content-Length: " + str(DISCARD_LIMIT_BYTES + 1).encode() + b"\r\n\r\nfirst-name=Eve&x="
+                )
+                answer = b""
+                try:
+                    while chunk := sock.recv(65536):
+                        answer += chunk
+                except ConnectionResetError:
+                    pass  # the rest of the body is never read: the connection is closed
+                return answer
+
+        answer = self.io_loop.run_sync(lambda: asyncio.get_running_loop().run_in_executor(None, send))
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert b"Limit: body size" in answer and f"{DISCARD_LIMIT_BYTES + 1:,}".encode() in answer
+        assert self.changes == [] and self.proto.store.list() == []
 
 
 # ------------------------------------------------------------------------------ redirects
