@@ -91,6 +91,8 @@ class PrototypeFolder:
             loaded = json.loads(text) if text.strip() else {}
             if not isinstance(loaded, dict):
                 raise ValueError("it must hold a JSON object, like {\"name\": \"value\"}")
+            # Strict JSON only, as every session is stored: no NaN, Infinity or lone surrogates.
+            json.dumps(loaded, allow_nan=False, ensure_ascii=False).encode("utf-8")
         except (ValueError, OSError) as exc:
             message = f"{self.defaults_path} could not be read: {exc}"
             if strict:

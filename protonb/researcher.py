@@ -121,6 +121,10 @@ def check_json(value: Any, where: str = "value") -> None:
     if value is None or isinstance(value, (str, bool, int, float)):
         if isinstance(value, float) and value != value:
             raise ValueError(f"{where} is NaN, which cannot be stored")
+        if isinstance(value, float) and value in (float("inf"), float("-inf")):
+            raise ValueError(f"{where} is infinite, which cannot be stored")
+        if isinstance(value, str):
+            _check_text(value, where)
         return
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
@@ -130,11 +134,19 @@ def check_json(value: Any, where: str = "value") -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where} has the key {key!r}: keys of session data are strings")
+            _check_text(key, f"the key {key!r} of {where}")
             check_json(item, f"{where}[{key!r}]")
         return
     raise TypeError(
         f"{where} is a {type(value).__name__}; session data holds text, numbers, true/false, lists and dicts"
     )
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where} holds a lone surrogate, which cannot be stored") from None
 
 
 def _child(container: Any, key: str, path: Path) -> Any:

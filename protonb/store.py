@@ -108,8 +108,9 @@ class ChangeHub:
 
 
 def dumps_data(data: dict[str, Any]) -> str:
-    """Serialise session data the one way every store uses."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    """Serialise session data the one way every store uses: strict JSON (NaN and Infinity
+    raise ValueError), so whatever is stored can be read by any JSON reader."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class MemoryStore:

@@ -12,7 +12,9 @@ number of inputs tried is printed in the test summary (see ``conftest.py``).
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import time
 import urllib.parse
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import protonb.server
+from protonb.config import ConfigError
 from protonb.prototype import Prototype
 
 DEFAULTS = {
@@ -405,3 +408,103 @@ class FuzzCase(tornado.testing.AsyncHTTPTestCase):
 
         check()
         self.still_serving()
+
+
+# --------------------------------------------------------------------------- strict JSON from every writer
+
+NOT_JSON = {
+    "NaN": float("nan"),
+    "Infinity": float("inf"),
+    "-Infinity": float("-inf"),
+    "lone surrogate": "\ud800",
+}
+
+
+class TestOnlyStrictJsonIsStored(tornado.testing.AsyncHTTPTestCase):
+    """Route functions, the researcher and the defaults file can never put non-JSON in the store."""
+
+    def setUp(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="protonb-strict-")
+        self.root = Path(self._tmp.name) / "proto"
+        (self.root / "templates").mkdir(parents=True)
+        (self.root / "templates" / "dump.html").write_text("{{ data | tojson }}", encoding="utf-8")
+        (self.root / "session-data-defaults.json").write_text(json.dumps(DEFAULTS), encoding="utf-8")
+        self.proto = Prototype(self.root)
+        self.bad: Any = None
+
+        @self.proto.route("/bad", methods=["POST"])
+        def put_bad_value(req: Any) -> None:
+            req.session.data["bad"] = self.bad
+
+        @self.proto.route("/bad-key", methods=["POST"])
+        def put_bad_key(req: Any) -> None:
+            req.session.data["\udc00"] = "x"
+
+        super().setUp()
+
+    def tearDown(self) -> None:
+        super().tearDown()
+        self.proto.close()
+        self._tmp.cleanup()
+
+    def get_app(self) -> tornado.web.Application:
+        return protonb.server.make_app(self.proto.site)
+
+    def post(self, path: str, cookie: str = "") -> Any:
+        return self.fetch(
+            path,
+            method="POST",
+            body="first-name=Ada",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+            follow_redirects=False,
+            raise_error=False,
+        )
+
+    def stored(self) -> list[dict[str, Any]]:
+        data = [record.data for record in self.proto.store.list()]
+        for item in data:
+            strict_json(item)
+        return data
+
+    def test_a_route_function_putting_a_value_json_cannot_hold_stores_nothing_of_it(self) -> None:
+        first = self.post("/name")
+        cookie = "; ".join(f"{k}={m.value}" for k, m in SimpleCookie(first.headers["Set-Cookie"]).items())
+        for what, value in NOT_JSON.items():
+            self.bad = value
+            page = self.post("/bad", cookie)
+            assert page.code == 500 and b"cannot be stored" in page.body, what
+            assert self.stored() == [{**DEFAULTS, "first-name": "Ada"}], what
+        assert self.post("/bad-key", cookie).code == 500
+        assert self.stored() == [{**DEFAULTS, "first-name": "Ada"}]
+        assert self.fetch("/dump", headers={"Cookie": cookie}).code == 200
+
+    def test_the_researcher_cannot_set_a_value_json_cannot_hold(self) -> None:
+        self.post("/name")
+        session = self.proto.sessions[0]
+        for what, value in NOT_JSON.items():
+            with pytest.raises(ValueError, match="cannot be stored"):
+                session.set("bad", value)
+            with pytest.raises(ValueError, match="cannot be stored"):
+                session.update({"nested": {"bad": value}})
+            assert self.stored() == [{**DEFAULTS, "first-name": "Ada"}], what
+        with pytest.raises(ValueError, match="cannot be stored"):
+            session.update({"\udc00": 1})
+
+    def test_defaults_that_are_not_strict_json_are_refused(self) -> None:
+        self.post("/name")
+        for text in ('{"a": NaN}', '{"a": Infinity}', '{"a": 1e400}', '{"a": "\\ud800"}'):
+            with pytest.raises(ConfigError, match="could not be read"):
+                Prototype(self._write_defaults(text))
+        # Saved while serving: the last good defaults stay, every page still answers.
+        (self.root / "session-data-defaults.json").write_text('{"service": NaN}', encoding="utf-8")
+        later = time.time() + 2
+        os.utime(self.root / "session-data-defaults.json", (later, later))
+        assert json.loads(self.fetch("/dump").body) == DEFAULTS
+        assert self.post("/name").code == 302
+        self.stored()
+
+    def _write_defaults(self, text: str) -> Path:
+        other = Path(self._tmp.name) / f"other-{abs(hash(text))}"
+        (other / "templates").mkdir(parents=True)
+        (other / "session-data-defaults.json").write_text(text, encoding="utf-8")
+        return other
