@@ -352,7 +352,8 @@ class PageHandler(tornado.web.RequestHandler):
         if isinstance(outcome, Redirect):
             self._redirect(outcome.location, outcome.status)
         elif isinstance(outcome, Render):
-            name = outcome.template if outcome.template.endswith(".html") else outcome.template.lstrip("/") + ".html"
+            name = outcome.template
+            name = name if name.endswith(".html") else name.lstrip("/") + ".html"
             self._render(name, live.data, outcome.status, **outcome.values)
         else:
             self.set_status(500)
