@@ -48,6 +48,7 @@ trap 'exit 130' INT TERM
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 fresh_prototype() { rm -rf "$WORK/prototype"; cp -r "$BENCH/prototype-protonb" "$WORK/prototype"; }
 serve() {
+  if port_busy "$PORT"; then echo "load.sh: port $PORT is in use by another program: set PORT=" >&2; exit 1; fi
   "${PIN[@]}" "$PYTHON" -m protonb serve "$WORK/prototype" --port "$PORT" --quiet >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
 }
