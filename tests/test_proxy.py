@@ -403,53 +403,55 @@ def real_proxy(tmp_path_factory: pytest.TempPathFactory):
         processes.append((proc, log))
         return proc, log_path
 
-    protos = {}
-    for name, password in (("open", None), ("locked", PROXY_PASSWORD)):
-        root = tmp_path_factory.mktemp(f"proxied-{name}")
-        (root / "templates").mkdir()
-        for template, text in TEMPLATES.items():
-            (root / "templates" / template).parent.mkdir(parents=True, exist_ok=True)
-            (root / "templates" / template).write_text(text, encoding="utf-8")
-        (root / "routes.py").write_text(ROUTES, encoding="utf-8")
-        (root / "public" / "css").mkdir(parents=True)
-        (root / "public" / "css" / "style.css").write_text("body { color: #0b0c0c; }")
-        port = _free_port()
-        extra = ["--password-env", "PROXY_TEST_PASSWORD"] if password else []
-        env = {"PROXY_TEST_PASSWORD": password} if password else {}
-        env["PROTONB_PASSWORD"] = ""
-        proc, log = spawn(
-            [sys.executable, "-m", "protonb", "serve", str(root), "--port", str(port), *extra], name, env
-        )
-        _wait_for(f"http://127.0.0.1:{port}/", proc, log)
-        protos[name] = port
-    hub_port = _free_port()
-    command = [
-        str(Path(sys.executable).with_name("jupyter")),
-        "server",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={hub_port}",
-        f"--ServerApp.base_url={HUB_BASE}",
-        f"--IdentityProvider.token={HUB_TOKEN}",
-        f"--ServerApp.root_dir={home}",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    env = {
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "IPYTHONDIR": str(home / "ipython"),
-    }
-    proc, log = spawn(command, "jupyter", env)
-    hub = f"http://127.0.0.1:{hub_port}"
     try:
+        protos = {}
+        for name, password in (("open", None), ("locked", PROXY_PASSWORD)):
+            root = tmp_path_factory.mktemp(f"proxied-{name}")
+            (root / "templates").mkdir()
+            for template, text in TEMPLATES.items():
+                (root / "templates" / template).parent.mkdir(parents=True, exist_ok=True)
+                (root / "templates" / template).write_text(text, encoding="utf-8")
+            (root / "routes.py").write_text(ROUTES, encoding="utf-8")
+            (root / "public" / "css").mkdir(parents=True)
+            (root / "public" / "css" / "style.css").write_text("body { color: #0b0c0c; }")
+            port = _free_port()
+            extra = ["--password-env", "PROXY_TEST_PASSWORD"] if password else []
+            env = {"PROXY_TEST_PASSWORD": password} if password else {}
+            env["PROTONB_PASSWORD"] = ""
+            proc, log = spawn(
+                [sys.executable, "-m", "protonb", "serve", str(root), "--port", str(port), *extra], name, env
+            )
+            _wait_for(f"http://127.0.0.1:{port}/", proc, log)
+            protos[name] = port
+        hub_port = _free_port()
+        command = [
+            str(Path(sys.executable).with_name("jupyter")),
+            "server",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={hub_port}",
+            f"--ServerApp.base_url={HUB_BASE}",
+            f"--IdentityProvider.token={HUB_TOKEN}",
+            f"--ServerApp.root_dir={home}",
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-root")
+        env = {
+            "JUPYTER_CONFIG_DIR": str(home / "config"),
+            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+            "IPYTHONDIR": str(home / "ipython"),
+        }
+        proc, log = spawn(command, "jupyter", env)
+        hub = f"http://127.0.0.1:{hub_port}"
         _wait_for(f"{hub}{HUB_BASE}api/status?token={HUB_TOKEN}", proc, log)
         yield hub, protos
     finally:
         for proc, handle in processes:
-            os.killpg(proc.pid, signal.SIGTERM)
             try:
+                os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(15)
+            except ProcessLookupError:
+                pass
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
