@@ -120,7 +120,9 @@ class Router:
         self.source = source
         self._routes: dict[tuple[str, str], Route] = {}
 
-    def route(self, path: str, methods: list[str] | tuple[str, ...] = ("GET",)) -> Callable[[RouteFunction], RouteFunction]:
+    def route(
+        self, path: str, methods: list[str] | tuple[str, ...] = ("GET",)
+    ) -> Callable[[RouteFunction], RouteFunction]:
         """Decorator: ``@router.route("/eligibility", methods=["POST"])``."""
         wanted = [m.upper() for m in methods]
         unknown = [m for m in wanted if m not in ROUTE_METHODS]

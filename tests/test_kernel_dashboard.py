@@ -362,7 +362,8 @@ def test_a_posted_form_reaches_the_table_on_iopub_within_a_second(kernel: Kernel
     after = kernel.seen[since:]
 
     session = kernel.run_json(
-        "s = proto.sessions[0]\nprint(json.dumps({'id': s.id, 'answers': s.answers, 'n': len(proto.sessions)}))"
+        "s = proto.sessions[0]\n"
+        "print(json.dumps({'id': s.id, 'answers': s.answers, 'n': len(proto.sessions)}))"
     )
     assert session["n"] == 1
     assert session["answers"] == 4, "four household answers, the default not counted"
@@ -479,7 +480,8 @@ def test_d_a_burst_of_submissions_is_coalesced_into_few_small_messages(
     assert len(last_row) == 5, "not every participant's session reached the table"
 
     stored = kernel.run_json(
-        "print(json.dumps({s.id: s.answers for s in proto.sessions if s.id in %r}))" % sorted(last_row)
+        f"wanted = {sorted(last_row)!r}\n"
+        "print(json.dumps({s.id: s.answers for s in proto.sessions if s.id in wanted}))"
     )
     assert {sid: row["answers"] for sid, row in last_row.items()} == stored
     assert sorted(stored.values()) == [11, 12, 13, 14, 15]
