@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .store import SessionRecord
+from .store import SessionRecord, dumps_data
 
 #: A session lasts this long after the participant's last request, unless told otherwise.
 DEFAULT_LIFETIME_HOURS = 24.0
@@ -71,8 +70,8 @@ def cookie_name(prototype_id: str) -> str:
 
 
 def fingerprint(data: dict[str, Any]) -> str:
-    """A text that is equal for equal data, to tell whether a request changed it."""
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """The data as the store would hold it: equal texts, equal data (keys in order)."""
+    return dumps_data(data)
 
 
 @dataclass
@@ -110,17 +109,21 @@ class LiveSession:
 
     @classmethod
     def resume(cls, record: SessionRecord, data: dict[str, Any], cookie_fresh: bool) -> LiveSession:
+        stored = record.stored_data
         return cls(
             record=record,
             is_new=False,
             data=data,
-            loaded_fingerprint=fingerprint(record.data),
+            loaded_fingerprint=stored if stored is not None else fingerprint(record.data),
             cookie_fresh=cookie_fresh,
             loaded_visit=(record.last_active, record.current_page, list(record.pages)),
         )
 
     def data_changed(self) -> bool:
-        return fingerprint(self.data) != self.loaded_fingerprint
+        try:
+            return fingerprint(self.data) != self.loaded_fingerprint
+        except ValueError:  # NaN or Infinity: cannot be what was stored
+            return True
 
     def worth_storing(self) -> bool:
         """Whether the session should be written to the store after this request."""

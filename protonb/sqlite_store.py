@@ -34,6 +34,8 @@ CREATE INDEX IF NOT EXISTS sessions_last_active ON sessions (last_active);
 """
 
 _COLUMNS = "id, created, last_active, current_page, pages, label, data"
+#: How many recently used sessions are kept decoded-ready (as their stored row, immutable).
+CACHE_SIZE = 256
 
 
 class SQLiteStore:
@@ -45,6 +47,12 @@ class SQLiteStore:
         self._prepare = prepare
         self._hub = ChangeHub()
         self._inode = 0
+        #: Recently read or written rows by session id, as stored (immutable tuples: id,
+        #: created, last_active, page, pages as a tuple, label, data JSON text). Valid while
+        #: no other connection has written the file (PRAGMA data_version is unchanged).
+        self._rows: dict[str, tuple] = {}
+        self._data_version = -1
+        self._synchronous = "FULL"
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -70,6 +78,9 @@ class SQLiteStore:
                 " else to start with a new, empty store (it may hold answers worth saving)."
             ) from exc
         self._inode = os.stat(self.path).st_ino
+        self._rows.clear()
+        self._data_version = -1
+        self._synchronous = "FULL"
         return db
 
     @property
@@ -84,6 +95,30 @@ class SQLiteStore:
             self._db.close()
             self._db = self._connect()
         return self._db
+
+    def _durable(self) -> sqlite3.Connection:
+        """The connection, set to sync every commit to the disk (answers, labels, removals)."""
+        db = self._conn
+        if self._synchronous != "FULL":
+            db.execute("PRAGMA synchronous=FULL")
+            self._synchronous = "FULL"
+        return db
+
+    def _cached_rows(self) -> dict[str, tuple]:
+        """The row cache, emptied first if another connection (another process, a second
+        store on the same file) has committed since it was filled."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._rows.clear()
+            self._data_version = version
+        return self._rows
+
+    def _remember(self, row: tuple) -> None:
+        rows = self._rows
+        rows.pop(row[0], None)
+        if len(rows) >= CACHE_SIZE:
+            del rows[next(iter(rows))]  # the least recently used
+        rows[row[0]] = row
 
     def _row_to_record(self, row: tuple) -> SessionRecord | None:
         sid, created, last_active, page, pages, label, data = row
@@ -100,7 +135,8 @@ class SQLiteStore:
                 raise ValueError("its pages are not text")
         except (ValueError, TypeError) as exc:
             log.warning("session %s… is unreadable (%s); it is discarded", sid[:8], exc)
-            self._conn.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+            self._rows.pop(sid, None)
+            self._durable().execute("DELETE FROM sessions WHERE id = ?", (sid,))
             return None
         return SessionRecord(
             id=sid,
@@ -110,23 +146,50 @@ class SQLiteStore:
             current_page=page,
             pages=visited,
             label=label,
+            stored_data=data,
         )
 
     def get(self, session_id: str) -> SessionRecord | None:
+        rows = self._cached_rows()
+        row = rows.get(session_id)
+        if row is not None:
+            # Checked when it was first read or written: only the answers need decoding.
+            rows[session_id] = rows.pop(session_id)  # now the most recently used
+            sid, created, last_active, page, pages, label, data = row
+            return SessionRecord(
+                id=sid,
+                data=json.loads(data),
+                created=created,
+                last_active=last_active,
+                current_page=page,
+                pages=list(pages),
+                label=label,
+                stored_data=data,
+            )
         row = self._conn.execute(
             f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
-        return self._row_to_record(row) if row else None
+        if not row:
+            return None
+        record = self._row_to_record(row)
+        if record is not None:
+            self._remember(row[:4] + (tuple(record.pages),) + row[5:])
+        return record
 
     def set(self, record: SessionRecord, kind: str = "data") -> None:
         """Insert or replace the whole record; ``kind`` names the change for subscribers
         (``"created"`` for a new session)."""
-        self._conn.execute(
+        data = dumps_data(record.data)
+        db = self._durable()
+        self._rows.pop(record.id, None)
+        # fetchall: the statement runs to its end, so the commit is done before this returns.
+        (created,) = db.execute(
             "INSERT INTO sessions (id, created, last_active, current_page, pages, label, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET last_active = excluded.last_active,"
             " current_page = excluded.current_page, pages = excluded.pages,"
-            " label = excluded.label, data = excluded.data",
+            " label = excluded.label, data = excluded.data"
+            " RETURNING created",
             (
                 record.id,
                 record.created,
@@ -134,38 +197,48 @@ class SQLiteStore:
                 record.current_page,
                 json.dumps(record.pages, ensure_ascii=False),
                 record.label,
-                dumps_data(record.data),
+                data,
             ),
-        )
+        ).fetchall()[0]
+        visit = (record.last_active, record.current_page, tuple(record.pages))
+        self._remember((record.id, created, *visit, record.label, data))
+        record.stored_data = data
         self._hub.emit(kind, record.id, record)
 
     def touch(self, record: SessionRecord) -> None:
         """Save the visit fields of ``record`` (last active, current page, pages) only.
 
-        A visit is committed but not synced to the disk by itself (synchronous=NORMAL for
-        this one statement: it survives a crash of protonb, and the next synced commit takes
-        it to the disk too). Answers, labels and removals stay synced on every commit; a page
-        view is not worth a disk flush, which costs ten times the write.
+        A visit is committed but not synced to the disk by itself (synchronous=NORMAL: it
+        survives a crash of protonb, and the next synced commit takes it to the disk too).
+        Answers, labels and removals are synced on every commit (``_durable`` sets FULL again
+        before each of them); a page view is not worth a disk flush, which costs ten times
+        the write.
         """
         db = self._conn
-        db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            cursor = db.execute(
-                "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?",
-                (
-                    record.last_active,
-                    record.current_page,
-                    json.dumps(record.pages, ensure_ascii=False),
-                    record.id,
-                ),
-            )
-        finally:
-            db.execute("PRAGMA synchronous=FULL")
+        if self._synchronous != "NORMAL":
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._synchronous = "NORMAL"
+        cached = self._rows.pop(record.id, None)
+        cursor = db.execute(
+            "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?",
+            (
+                record.last_active,
+                record.current_page,
+                json.dumps(record.pages, ensure_ascii=False),
+                record.id,
+            ),
+        )
         if cursor.rowcount:
+            if cached is not None:
+                sid, created, _, _, _, label, data = cached
+                self._remember(
+                    (sid, created, record.last_active, record.current_page, tuple(record.pages), label, data)
+                )
             self._hub.emit("visit", record.id, record)
 
     def delete(self, session_id: str) -> bool:
-        cursor = self._conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        self._rows.pop(session_id, None)
+        cursor = self._durable().execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         if not cursor.rowcount:
             return False
         self._hub.emit("deleted", session_id, None)
@@ -188,15 +261,17 @@ class SQLiteStore:
         return int(self._conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
 
     def clear(self) -> None:
-        self._conn.execute("DELETE FROM sessions")
+        self._rows.clear()
+        self._durable().execute("DELETE FROM sessions")
         self._hub.emit("cleared", "", None)
 
     def purge(self, older_than: float) -> int:
         """Remove sessions last active before ``older_than`` (a Unix time); returns how many."""
-        rows = self._conn.execute(
+        rows = self._durable().execute(
             "DELETE FROM sessions WHERE last_active < ? RETURNING id", (older_than,)
         ).fetchall()
         for (sid,) in rows:
+            self._rows.pop(sid, None)
             self._hub.emit("deleted", sid, None)
         return len(rows)
 

@@ -32,6 +32,9 @@ class SessionRecord:
     current_page: str = ""
     pages: list[str] = field(default_factory=list)
     label: str = ""
+    #: ``data`` as the store held it when this record was read or written (its JSON text),
+    #: or None when not known; a cheap way to tell whether the data has changed since.
+    stored_data: str | None = field(default=None, repr=False, compare=False)
 
     def copy(self) -> SessionRecord:
         """A deep copy: changing it never changes the store."""
@@ -122,15 +125,16 @@ class MemoryStore:
 
     def _load(self, row: tuple[SessionRecord, str]) -> SessionRecord:
         record, data_json = row
-        return replace(record, data=json.loads(data_json), pages=list(record.pages))
+        return replace(record, data=json.loads(data_json), pages=list(record.pages), stored_data=data_json)
 
     def get(self, session_id: str) -> SessionRecord | None:
         row = self._rows.get(session_id)
         return self._load(row) if row else None
 
     def set(self, record: SessionRecord, kind: str = "data") -> None:
-        self._rows[record.id] = (replace(record, data={}, pages=list(record.pages)),
-                                 dumps_data(record.data))
+        data_json = dumps_data(record.data)
+        self._rows[record.id] = (replace(record, data={}, pages=list(record.pages)), data_json)
+        record.stored_data = data_json
         self._hub.emit(kind, record.id, record)
 
     def touch(self, record: SessionRecord) -> None:

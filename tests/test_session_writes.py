@@ -111,10 +111,27 @@ def test_a_visit_is_not_synced_but_answers_still_are(tmp_path) -> None:
     try:
         record = SessionRecord(id="y" * 24, data={"first-name": "Ada"})
         store.set(record, "created")
+        full, normal = 2, 1
+
+        def synchronous() -> int:
+            return store._db.execute("PRAGMA synchronous").fetchone()[0]
+
         record.visit("/next")
         store.touch(record)
-        full = 2
-        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == full
+        assert synchronous() == normal
         assert store.get(record.id).current_page == "/next"
+        # Every change after a visit is synced again: answers, removals, clearing, purging.
+        changes = [
+            lambda: store.set(record, "data"),
+            lambda: store.delete(record.id),
+            lambda: store.clear(),
+            lambda: store.purge(time.time() + 1),
+        ]
+        for change in changes:
+            store.set(record, "created")
+            store.touch(record)
+            assert synchronous() == normal
+            change()
+            assert synchronous() == full
     finally:
         store.close()
