@@ -100,7 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(_serve(args))
-    except (ConfigError, PortInUse, ValueError) as exc:
+    except PortInUse as exc:
+        print(
+            f"protonb: Port {exc.port} on {exc.host} is in use by another program:"
+            " pick another with --port N, or --port 0 for a free one.",
+            file=sys.stderr,
+        )
+        return 2
+    except (ConfigError, ValueError) as exc:
         print(f"protonb: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

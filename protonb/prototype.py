@@ -172,7 +172,7 @@ class Prototype:
         self._purger = tornado.ioloop.PeriodicCallback(self.purge_expired, PURGE_EVERY_SECONDS * 1000)
         self._purger.start()
         url = self.url or ""
-        log.info("serving %s at %s", self.folder.root, url)
+        log.debug("serving %s at %s", self.folder.root, url)
         warning = exposure_warning(host, protected=self.site.password is not None)
         if logbook.in_kernel():
             logbook.install()

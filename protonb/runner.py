@@ -27,6 +27,17 @@ MAX_TRANSPORT_BODY = 8 * 1024 * 1024
 class PortInUse(OSError):
     """The port asked for is taken by another program."""
 
+    def __init__(self, port: int, host: str) -> None:
+        self.port, self.host = port, host
+        super().__init__(
+            errno.EADDRINUSE,
+            f"Port {port} on {host} is in use by another program: pick another port,"
+            " or leave port out to get a free one.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 class RunningServer:
     """One listening HTTP server; ``stop()`` frees its port at once."""
@@ -36,11 +47,7 @@ class RunningServer:
             sockets = tornado.netutil.bind_sockets(port, host, family=socket.AF_UNSPEC, reuse_port=False)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(
-                    exc.errno,
-                    f"Port {port} on {host} is in use by another program: pick another port,"
-                    " or leave port out to get a free one.",
-                ) from exc
+                raise PortInUse(port, host) from exc
             raise
         self.host = host
         self.port = sockets[0].getsockname()[1]
