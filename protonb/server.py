@@ -31,6 +31,7 @@ from .routing import Redirect, Render, Request, Router, RoutesFile, SessionView
 from .session import (
     DEFAULT_LIFETIME_HOURS,
     LiveSession,
+    VerifiedCookies,
     cookie_fresh,
     cookie_name,
     expired,
@@ -72,6 +73,7 @@ class PrototypeSite:
         self.env = make_environment(self.folder.templates, PAGES_DIR)
         self.routes_file = RoutesFile(self.folder.routes_path)
         self.keys: CookieKeys = self.folder.cookie_keys()
+        self.verified_cookies = VerifiedCookies()
         self._apps: weakref.WeakSet[tornado.web.Application] = weakref.WeakSet()
 
     def serve_with(self, app: tornado.web.Application) -> None:
@@ -82,6 +84,7 @@ class PrototypeSite:
     def rotate_cookie_keys(self) -> None:
         """A new cookie secret, in use at once by every running app: old cookies stop working."""
         self.keys = self.folder.rotate_cookie_keys()
+        self.verified_cookies.clear()
         for app in list(self._apps):
             self.serve_with(app)
 
@@ -127,6 +130,7 @@ class PageHandler(tornado.web.RequestHandler):
         self.live: LiveSession | None = None
         self._body = bytearray()
         self._body_size = 0
+        self._route_found = False
 
     def prepare(self) -> None:
         """A body announced over the limit is read and thrown away, to answer with the limit page;
@@ -187,7 +191,8 @@ class PageHandler(tornado.web.RequestHandler):
             if not live.is_new:  # a new session holds only the defaults: nothing to clear or store
                 live.data.clear()
             view_data = {}
-        self._save(live)
+        # Without fields, a route function or a management page, the data is what was loaded.
+        self._save(live, changeable=bool(query or body) or managed or self._route_found)
         if outcome is not None:
             self._finish_route(outcome, live)
             return
@@ -265,18 +270,32 @@ class PageHandler(tornado.web.RequestHandler):
         return record
 
     def _read_cookie(self, name: str, max_age_days: float) -> str | None:
+        signed = self.get_cookie(name)
+        if not signed:
+            return None
+        verified = self.site.verified_cookies
+        known = verified.get(name, signed, max_age_days)
+        if known is not None:
+            return known
         try:
-            value = self.get_signed_cookie(name, max_age_days=max_age_days, min_version=2)
-            return value.decode("ascii") if value else None
+            value = self.get_signed_cookie(name, value=signed, max_age_days=max_age_days, min_version=2)
+            text = value.decode("ascii") if value else None
         except (ValueError, UnicodeDecodeError, TypeError):
             return None
+        if text:
+            verified.add(name, signed, text)
+        return text
 
-    def _save(self, live: LiveSession) -> None:
-        """Persist the session before anything is answered; set the cookie when needed."""
+    def _save(self, live: LiveSession, changeable: bool = True) -> None:
+        """Persist the session before anything is answered; set the cookie when needed.
+
+        ``changeable`` False: this request had nothing that could change the data, so it is
+        not compared with what was stored (unless loading it added new default keys).
+        """
         record = live.record
         if not live.worth_storing():
             self._set_session_cookie(record)
-        elif live.is_new or live.data_changed():
+        elif live.is_new or ((changeable or live.defaults_added) and live.data_changed()):
             record.data = live.data
             self.site.store.set(record, "created" if live.is_new else "data")
             if live.is_new or not live.cookie_fresh:
@@ -311,6 +330,7 @@ class PageHandler(tornado.web.RequestHandler):
         if not found:
             return None
         route, params = found
+        self._route_found = True
         req = Request(
             method,
             path,

@@ -53,15 +53,54 @@ def cookie_fresh(signed_value: str | None, now: float | None = None) -> bool:
     (``2|1:key|10:time|...``) instead of checking the signature a second time. Anything
     unreadable counts as not fresh, so the cookie is signed again.
     """
-    if not signed_value or not signed_value.startswith("2|"):
-        return False
-    fields = signed_value.split("|", 3)
-    try:
-        signed_at = int(fields[2].partition(":")[2])
-    except (IndexError, ValueError):
+    when = signed_at(signed_value) if signed_value else None
+    if when is None:
         return False
     now = time.time() if now is None else now
-    return signed_at >= now - COOKIE_REFRESH_SECONDS
+    return when >= now - COOKIE_REFRESH_SECONDS
+
+
+def signed_at(signed_value: str) -> int | None:
+    """When a Tornado version 2 signed cookie (``2|1:key|10:time|...``) was signed, if readable."""
+    fields = signed_value.split("|", 3)
+    try:
+        return int(fields[2].partition(":")[2]) if fields[0] == "2" else None
+    except (IndexError, ValueError):
+        return None
+
+
+class VerifiedCookies:
+    """Signed cookie values whose signature was found good, so that each is checked once.
+
+    A browser sends the same cookie with every request; checking its HMAC again gives the
+    same answer. Only good values are kept (the most recent ``size``), an entry counts only
+    while its signing time is within the allowed age, and ``clear`` (new keys) forgets all.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._known: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def get(self, name: str, signed_value: str, max_age_days: float, now: float | None = None) -> str | None:
+        """The value inside ``signed_value`` if it was verified before and is not too old."""
+        known = self._known.get((name, signed_value))
+        if known is None:
+            return None
+        now = time.time() if now is None else now
+        return known[0] if known[1] >= now - max_age_days * 86400 else None
+
+    def add(self, name: str, signed_value: str, value: str) -> None:
+        """Remember that ``signed_value`` (cookie ``name``) was verified and holds ``value``."""
+        when = signed_at(signed_value)
+        if when is None:
+            return
+        known = self._known
+        if len(known) >= self.size:
+            del known[next(iter(known))]  # the oldest
+        known[(name, signed_value)] = (value, when)
+
+    def clear(self) -> None:
+        self._known.clear()
 
 
 def cookie_name(prototype_id: str) -> str:
@@ -93,6 +132,8 @@ class LiveSession:
     keep: bool = True
     #: The visit fields as stored before this request: last active, current page, pages.
     loaded_visit: tuple[float, str, list[str]] = (0.0, "", [])
+    #: Whether loading added default keys the stored data did not have (to be stored).
+    defaults_added: bool = False
 
     @classmethod
     def start(cls, data: dict[str, Any], session_id: str | None = None, keep: bool = False) -> LiveSession:
@@ -117,6 +158,7 @@ class LiveSession:
             loaded_fingerprint=stored if stored is not None else fingerprint(record.data),
             cookie_fresh=cookie_fresh,
             loaded_visit=(record.last_active, record.current_page, list(record.pages)),
+            defaults_added=len(data) != len(record.data),
         )
 
     def data_changed(self) -> bool:

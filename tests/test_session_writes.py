@@ -17,6 +17,7 @@ from protonb.session import (
     COOKIE_REFRESH_SECONDS,
     VISIT_SAVE_SECONDS,
     LiveSession,
+    VerifiedCookies,
     cookie_fresh,
 )
 from protonb.store import SessionRecord
@@ -135,3 +136,29 @@ def test_a_visit_is_not_synced_but_answers_still_are(tmp_path) -> None:
             assert synchronous() == full
     finally:
         store.close()
+
+
+def test_a_verified_cookie_is_known_only_while_young_enough_and_until_cleared() -> None:
+    now = time.time()
+    signed = tornado.web.create_signed_value("secret", "protonb-x", "abc", version=2, clock=lambda: now)
+    verified = VerifiedCookies()
+    assert verified.get("protonb-x", signed.decode(), max_age_days=1, now=now) is None
+    verified.add("protonb-x", signed.decode(), "abc")
+    assert verified.get("protonb-x", signed.decode(), max_age_days=1, now=now) == "abc"
+    assert verified.get("protonb-x", signed.decode(), max_age_days=1, now=now + 86400 - 1) == "abc"
+    assert verified.get("protonb-x", signed.decode(), max_age_days=1, now=now + 86400 + 1) is None
+    assert verified.get("protonb-y", signed.decode(), max_age_days=1, now=now) is None  # other name
+    verified.clear()
+    assert verified.get("protonb-x", signed.decode(), max_age_days=1, now=now) is None
+
+
+def test_verified_cookies_keep_only_the_most_recent() -> None:
+    verified = VerifiedCookies(size=3)
+    values = [
+        tornado.web.create_signed_value("secret", "n", f"id{i}", version=2).decode() for i in range(5)
+    ]
+    for i, value in enumerate(values):
+        verified.add("n", value, f"id{i}")
+    assert [verified.get("n", value, max_age_days=1) for value in values] == [None, None, "id2", "id3", "id4"]
+    verified.add("n", "1|not|version|two", "x")  # unreadable signing time: not kept
+    assert verified.get("n", "1|not|version|two", max_age_days=1) is None
