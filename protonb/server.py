@@ -52,6 +52,8 @@ TORNADO_FIELD_CEILING = 20_000
 DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 _POST_REDIRECTS = re.compile(r"/[^.]+")
 _SUFFIX = re.compile(r"\.(html|htm|njk)$")
+#: A path of plain segments (letters, digits, - and _): already as safe_location would make it.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_-]+)+")
 _FORM_TYPE = "application/x-www-form-urlencoded"
 _JSON_TYPE = "application/json"
 
@@ -98,6 +100,13 @@ def safe_location(location: str) -> str:
     A scheme and host are dropped, backslashes count as slashes, and several leading slashes
     become one, so ``//attacker/x``, ``/\\attacker`` and ``https://x/y`` all stay here.
     """
+    if _PLAIN_PATH.fullmatch(location):  # the usual POST redirect: nothing to tidy
+        return location
+    return _tidy_location(location)
+
+
+def _tidy_location(location: str) -> str:
+    """safe_location's work for any target but a plain path."""
     location = location.replace("\\", "/").strip()
     location = "".join(ch for ch in location if ord(ch) >= 32).strip()
     if location.startswith("/"):

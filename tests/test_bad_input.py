@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 import tornado.tcpclient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_server import DEFAULTS, FORM, Browser, ServerCase
 
 from protonb import forms, runner
+from protonb import server as server_module
 from protonb.server import DISCARD_LIMIT_BYTES, safe_location
 
 SECRET = "TOP-SECRET-5f1c"
@@ -372,3 +375,20 @@ class TestPathsStayInside(BadInputCase):
 def test_safe_location_answers_a_path(target: str) -> None:
     location = safe_location(target)
     assert_same_site(location)
+
+
+_SEGMENT = st.text(alphabet="abcXYZ019_-.~%/\\:@?#\n é", min_size=0, max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_SEGMENT, min_size=0, max_size=4), st.sampled_from(["/", "//", "", "\\", " /"]))
+def test_safe_location_gives_the_same_as_the_full_tidying_for_every_target(
+    segments: list[str], lead: str
+) -> None:
+    """The shortcut for plain paths (``/question``) must agree with the full tidying."""
+    target = lead + "/".join(segments)
+    assert safe_location(target) == server_module._tidy_location(target)
+    plain = "/" + "/".join(s for s in ("".join(c for c in seg if c.isascii() and (c.isalnum() or c in "_-"))
+                                      for seg in segments) if s)
+    if plain != "/":
+        assert safe_location(plain) == server_module._tidy_location(plain) == plain
