@@ -34,6 +34,8 @@ CREATE INDEX IF NOT EXISTS sessions_last_active ON sessions (last_active);
 """
 
 _COLUMNS = "id, created, last_active, current_page, pages, label, data"
+#: The pages column's JSON (json.dumps with an option builds a new encoder on every call).
+_pages_json = json.JSONEncoder(ensure_ascii=False).encode
 #: How many recently used sessions are kept decoded-ready (as their stored row, immutable).
 CACHE_SIZE = 256
 
@@ -195,7 +197,7 @@ class SQLiteStore:
                 record.created,
                 record.last_active,
                 record.current_page,
-                json.dumps(record.pages, ensure_ascii=False),
+                _pages_json(record.pages),
                 record.label,
                 data,
             ),
@@ -224,7 +226,7 @@ class SQLiteStore:
             (
                 record.last_active,
                 record.current_page,
-                json.dumps(record.pages, ensure_ascii=False),
+                _pages_json(record.pages),
                 record.id,
             ),
         )
