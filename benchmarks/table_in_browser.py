@@ -312,6 +312,8 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--screenshot", default="", help="save a screenshot here if a size fails")
     args = parser.parse_args()
+    # Stopped by `timeout` or kill: unwind, so that JupyterLab and its kernels are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="protonb-table-") as tmp:
