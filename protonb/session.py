@@ -8,7 +8,7 @@ import hmac
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .store import SessionRecord, dumps_data
@@ -128,7 +128,6 @@ class LiveSession:
     data: dict[str, Any]
     loaded_fingerprint: str = ""
     cookie_fresh: bool = True
-    touched_at: float = field(default_factory=time.time)
     keep: bool = True
     #: The visit fields as stored before this request: last active, current page, pages.
     loaded_visit: tuple[float, str, list[str]] = (0.0, "", [])

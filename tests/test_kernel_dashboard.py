@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 pytest.importorskip("jupyter_client")
-from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
+from kernels import kernel_manager  # noqa: E402
 
 pytestmark = pytest.mark.kernel
 
@@ -194,24 +194,10 @@ def kernel(tmp_path_factory: pytest.TempPathFactory):
     if not VENV_PYTHON.exists():
         pytest.skip(f"no virtualenv Python at {VENV_PYTHON}")
     root = tmp_path_factory.mktemp("dashboard-kernel")
-    spec_dir = root / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [str(VENV_PYTHON), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "protonb dashboard tests (venv)",
-                "language": "python",
-            }
-        )
-    )
     cwd = root / "cwd"
     cwd.mkdir()
     env = dict(os.environ, IPYTHONDIR=str(root / "ipython"), PYTHONUNBUFFERED="1")
-    ksm = KernelSpecManager(kernel_dirs=[str(root / "kernels")], ensure_native_kernel=False)
-    km = KernelManager(
-        kernel_name=KERNEL_NAME, kernel_spec_manager=ksm, connection_file=str(root / "connection.json")
-    )
+    km = kernel_manager(root, KERNEL_NAME, VENV_PYTHON, connection_file=str(root / "connection.json"))
     kc = None
     try:
         km.start_kernel(cwd=str(cwd), env=env)

@@ -3,15 +3,15 @@ would run it, and shows what it says it shows."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+
+from kernels import kernel_manager  # noqa: E402
 
 pytestmark = pytest.mark.kernel
 
@@ -45,7 +45,7 @@ def test_the_quickstart_runs_top_to_bottom_and_shows_each_step(workspace: Path) 
     client = nbclient.NotebookClient(
         notebook,
         timeout=60,
-        km=_kernel_manager(workspace),
+        km=kernel_manager(workspace, "protonb-notebook-test"),
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
@@ -64,20 +64,3 @@ def test_the_quickstart_runs_top_to_bottom_and_shows_each_step(workspace: Path) 
     assert "Grace" in renamed
     assert "first-name" in frame and "Grace" in frame
     assert "Ada" not in cleared and "Grace" not in cleared and "Lovelace" not in cleared
-
-
-def _kernel_manager(root: Path):
-    """A kernel manager that starts ipykernel from this (the project's) Python."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
-
-    spec_dir = root / "kernels" / "protonb-notebook-test"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "protonb notebook test",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    specs = KernelSpecManager(kernel_dirs=[str(root / "kernels")], ensure_native_kernel=False)
-    return KernelManager(kernel_name="protonb-notebook-test", kernel_spec_manager=specs)
