@@ -104,14 +104,18 @@ class PrototypeFolder:
         self._defaults_json = json.dumps(loaded)
         self._defaults_mtime = mtime
 
-    def defaults(self) -> dict[str, Any]:
-        """A fresh deep copy of the session-data defaults: never shared between sessions."""
-        self.load_defaults()
+    def defaults(self, check: bool = True) -> dict[str, Any]:
+        """A fresh deep copy of the session-data defaults: never shared between sessions.
+
+        ``check`` False: the caller knows the file is unchanged since it was last read.
+        """
+        if check:
+            self.load_defaults()
         return json.loads(self._defaults_json)
 
-    def with_defaults(self, stored: dict[str, Any]) -> dict[str, Any]:
+    def with_defaults(self, stored: dict[str, Any], check: bool = True) -> dict[str, Any]:
         """Session data as the kit sees it: the defaults, then the stored keys on top."""
-        data = self.defaults()
+        data = self.defaults(check)
         data.update(stored)
         return data
 

@@ -200,6 +200,7 @@ class Prototype:
         if self._dashboard is not None:
             self._dashboard.close()
             self._dashboard = None
+        self.site.close()
         self.store.close()
 
     def _ipython_display_(self) -> None:

@@ -171,7 +171,10 @@ class RoutesFile:
         self.error: str = ""
         self._mtime: float | None = None
 
-    def current(self) -> Router:
+    def current(self, check: bool = True) -> Router:
+        """The routes, loaded again first if the file changed (``check`` False: known not to)."""
+        if not check:
+            return self.router
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:

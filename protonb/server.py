@@ -39,7 +39,8 @@ from .session import (
     successor_id,
 )
 from .store import SessionRecord, Store, dumps_data
-from .templating import describe_template_error, make_environment, view_for_path
+from .templating import describe_template_error, find_view, make_environment
+from .watch import FolderWatch
 
 log = logging.getLogger("protonb")
 access_log = logging.getLogger("protonb.access")
@@ -77,6 +78,30 @@ class PrototypeSite:
         self.keys: CookieKeys = self.folder.cookie_keys()
         self.verified_cookies = VerifiedCookies()
         self._apps: weakref.WeakSet[tornado.web.Application] = weakref.WeakSet()
+        # Edits to the views, routes.py and the defaults are told by the kernel (watch.py);
+        # without that, each request checks each file's time as it is used.
+        self.files = FolderWatch()
+        self.files.add("templates", self.folder.templates, tree=True)
+        self.files.add("routes", self.folder.routes_path)
+        self.files.add("defaults", self.folder.defaults_path)
+        if self.files.active:
+            self.env.auto_reload = False
+        self.defaults_checked = False
+        self.routes_checked = False
+
+    def notice_changes(self) -> None:
+        """Take in the files changed since the last request: called once as each begins."""
+        files = self.files
+        if not files.active:
+            return
+        files.poll()
+        if files.changed("templates"):
+            self.env.cache.clear()  # type: ignore[union-attr]
+        self.defaults_checked = not files.changed("defaults")
+        self.routes_checked = not files.changed("routes")
+
+    def close(self) -> None:
+        self.files.close()
 
     def serve_with(self, app: tornado.web.Application) -> None:
         """Give ``app`` this prototype's cookie keys now and whenever they are rotated."""
@@ -91,7 +116,23 @@ class PrototypeSite:
             self.serve_with(app)
 
     def find_route(self, method: str, path: str) -> Any:
-        return self.notebook_routes.match(method, path) or self.routes_file.current().match(method, path)
+        found = self.notebook_routes.match(method, path)
+        if found:
+            return found
+        routes = self.routes_file.current(check=not self.routes_checked)
+        self.routes_checked = self.files.active
+        return routes.match(method, path)
+
+    def defaults(self) -> dict[str, Any]:
+        return self.folder.defaults(check=self._defaults_check())
+
+    def with_defaults(self, stored: dict[str, Any]) -> dict[str, Any]:
+        return self.folder.with_defaults(stored, check=self._defaults_check())
+
+    def _defaults_check(self) -> bool:
+        check = not self.defaults_checked
+        self.defaults_checked = self.files.active
+        return check
 
 
 def safe_location(location: str) -> str:
@@ -179,6 +220,7 @@ class PageHandler(tornado.web.RequestHandler):
         path = self.request.path
         if self.site.password is not None and auth.stop_at_password(self, method, path):
             return
+        self.site.notice_changes()
         try:
             query = forms.parse_query(self.request.query)
             body = self._parse_body() if method == "POST" else {}
@@ -259,16 +301,16 @@ class PageHandler(tornado.web.RequestHandler):
         name = cookie_name(self.settings["prototype_id"])
         raw = self._read_cookie(name, max_age_days=site.lifetime_hours / 24 + 1)
         if not raw or not is_session_id(raw):
-            return LiveSession.start(site.folder.defaults())
+            return LiveSession.start(site.defaults())
         record = self._current_record(raw)
         if record is not None:
             fresh = cookie_fresh(self.get_cookie(name))
-            return LiveSession.resume(record, site.folder.with_defaults(record.data), fresh)
+            return LiveSession.resume(record, site.with_defaults(record.data), fresh)
         successor = successor_id(site.keys.secrets[site.keys.key_version], raw)
         record = self._current_record(successor)
         if record is not None:
-            return LiveSession.resume(record, site.folder.with_defaults(record.data), cookie_fresh=False)
-        return LiveSession.start(site.folder.defaults(), successor, keep=True)
+            return LiveSession.resume(record, site.with_defaults(record.data), cookie_fresh=False)
+        return LiveSession.start(site.defaults(), successor, keep=True)
 
     def _current_record(self, session_id: str) -> SessionRecord | None:
         """The stored session, or None; an expired one is deleted from the store here."""
@@ -404,27 +446,42 @@ class PageHandler(tornado.web.RequestHandler):
         self.finish(f"Found. Redirecting to {target}")
 
     def _render_view(self, path: str, data: dict[str, Any]) -> None:
-        name = view_for_path(self.site.folder.templates, path)
-        if name is None:
+        site = self.site
+        try:
+            template = find_view(site.env, site.folder.templates, path)
+        except Exception as exc:  # the view does not compile
+            self._template_failed(exc)
+            return
+        if template is None:
             self._not_found(path)
             return
-        self._render(name, data)
+        self._render(template, data)
 
-    def _render(self, template: str, data: dict[str, Any], status: int = 200, /, **values: Any) -> None:
+    def _render(
+        self, template: str | jinja2.Template, data: dict[str, Any], status: int = 200, /, **values: Any
+    ) -> None:
         # A route's own values may be called anything (name=, status=, even data=).
         context = {"data": data, "url_prefix": self.url_prefix, **values}
         try:
-            html = self.site.env.get_template(template).render(context)
+            if isinstance(template, str):
+                template = self.site.env.get_template(template)
+            html = template.render(context)
         except Exception as exc:
-            problem = describe_template_error(exc, self.site.folder.templates)
-            log.error(
-                "template %s line %s failed: %s", problem.template, problem.line, problem.message
-            )
-            self.set_status(500)
-            self._page("protonb/error.html", problem=problem, message="")
+            self._template_failed(exc)
             return
         self.set_status(status)
         self.finish(html)
+
+    def _template_failed(self, exc: Exception) -> None:
+        problem = describe_template_error(exc, self.site.folder.templates)
+        log.error("template %s line %s failed: %s", problem.template, problem.line, problem.message)
+        self.set_status(500)
+        self._page("protonb/error.html", problem=problem, message="")
+
+    def compute_etag(self) -> str | None:
+        """No ETag: every page shows one participant's answers as they are now, so a page is
+        never sent again unchanged on purpose, and hashing each one costs time."""
+        return None
 
     def _page(self, name: str, **values: Any) -> None:
         html = self.site.env.get_template(name).render(url_prefix=self.url_prefix, **values)

@@ -1,13 +1,16 @@
 """SQLiteStore: the durable session store, one SQLite file in WAL mode.
 
-Every change is one short transaction on the calling thread (the server's event loop), so
-an answer is on disk before the response that confirms it is sent. A store file deleted
+Every change of answers is one short transaction on the calling thread (the server's event
+loop), so an answer is on disk before the response that confirms it is sent. Page visits are
+grouped: while an event loop runs, the visits of the next ``VISIT_FLUSH_SECONDS`` are written
+in one transaction (they are seen at once by this store and its subscribers). A store file deleted
 while protonb runs (or its whole folder) is created again, empty, at the next change; a
 row that cannot be read is logged once and dropped, so that participant starts afresh.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .store import ChangeHub, Listener, SessionRecord, dumps_data
+from .watch import MODIFIED, MOVED, FolderWatch
 
 log = logging.getLogger("protonb.store")
 
@@ -38,6 +42,9 @@ _COLUMNS = "id, created, last_active, current_page, pages, label, data"
 _pages_json = json.JSONEncoder(ensure_ascii=False).encode
 #: How many recently used sessions are kept decoded-ready (as their stored row, immutable).
 CACHE_SIZE = 256
+#: Page visits made within this many seconds of each other are committed together.
+VISIT_FLUSH_SECONDS = 0.05
+_UPDATE_VISIT = "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?"
 
 
 class SQLiteStore:
@@ -55,6 +62,10 @@ class SQLiteStore:
         self._rows: dict[str, tuple] = {}
         self._data_version = -1
         self._synchronous = "FULL"
+        #: Visits not yet written, by session id: (last active, page, pages, id).
+        self._visits: dict[str, tuple[float, str, tuple[str, ...], str]] = {}
+        self._visit_flush: asyncio.TimerHandle | None = None
+        self._watch: FolderWatch | None = None
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -83,11 +94,24 @@ class SQLiteStore:
         self._rows.clear()
         self._data_version = -1
         self._synchronous = "FULL"
+        # Told by the kernel when the file is replaced or written by another connection, so
+        # that a request checks neither with a system call of its own (see watch.py).
+        if self._watch is not None:
+            self._watch.close()
+        watch = self._watch = FolderWatch()
+        watch.add("replaced", self.path, mask=MOVED)
+        watch.add("written", self.path, mask=MODIFIED)
+        watch.add("wal", f"{self.path}-wal", mask=MODIFIED | MOVED)
         return db
 
     @property
     def _conn(self) -> sqlite3.Connection:
         """The connection, to a store file created again if it was deleted meanwhile."""
+        watch = self._watch
+        assert watch is not None
+        watch.poll()
+        if not watch.changed("replaced"):
+            return self._db
         try:
             same_file = os.stat(self.path).st_ino == self._inode
         except FileNotFoundError:
@@ -99,20 +123,34 @@ class SQLiteStore:
         return self._db
 
     def _durable(self) -> sqlite3.Connection:
-        """The connection, set to sync every commit to the disk (answers, labels, removals)."""
+        """The connection, set to sync every commit to the disk (answers, labels, removals),
+        with the visits waiting to be written already written."""
+        if self._visits:
+            self.flush_visits()
         db = self._conn
         if self._synchronous != "FULL":
             db.execute("PRAGMA synchronous=FULL")
             self._synchronous = "FULL"
         return db
 
+    def _current(self) -> sqlite3.Connection:
+        """The connection, for reading everything as it is (visits waiting are written first)."""
+        if self._visits:
+            self.flush_visits()
+        return self._conn
+
     def _cached_rows(self) -> dict[str, tuple]:
         """The row cache, emptied first if another connection (another process, a second
         store on the same file) has committed since it was filled."""
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
-            self._rows.clear()
-            self._data_version = version
+        db = self._conn
+        watch = self._watch
+        assert watch is not None
+        written, wal = watch.changed("written"), watch.changed("wal")
+        if written or wal:  # this store's own commits count too: then the version is the same
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._rows.clear()
+                self._data_version = version
         return self._rows
 
     def _remember(self, row: tuple) -> None:
@@ -168,7 +206,7 @@ class SQLiteStore:
                 label=label,
                 stored_data=data,
             )
-        row = self._conn.execute(
+        row = self._current().execute(
             f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
         if not row:
@@ -214,29 +252,60 @@ class SQLiteStore:
         survives a crash of protonb, and the next synced commit takes it to the disk too).
         Answers, labels and removals are synced on every commit (``_durable`` sets FULL again
         before each of them); a page view is not worth a disk flush, which costs ten times
-        the write.
+        the write. While an event loop runs, the visits of a session held ready here are
+        written together, within VISIT_FLUSH_SECONDS, in one transaction.
         """
+        cached = self._rows.pop(record.id, None)
+        pages = tuple(record.pages)
+        visit = (record.last_active, record.current_page, pages, record.id)
+        if cached is None or not self._defer(visit):
+            if not self._write_visits([visit]):
+                return
+        else:
+            sid, created, _, _, _, label, data = cached
+            self._remember((sid, created, record.last_active, record.current_page, pages, label, data))
+        self._hub.emit("visit", record.id, record)
+
+    def _defer(self, visit: tuple[float, str, tuple[str, ...], str]) -> bool:
+        """Keep ``visit`` to be written with others soon; False when no event loop runs."""
+        if self._visit_flush is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return False
+            self._visit_flush = loop.call_later(VISIT_FLUSH_SECONDS, self.flush_visits)
+        self._visits[visit[3]] = visit
+        return True
+
+    def flush_visits(self) -> None:
+        """Write the visits kept for later now, in one transaction."""
+        if self._visit_flush is not None:
+            self._visit_flush.cancel()
+            self._visit_flush = None
+        visits, self._visits = list(self._visits.values()), {}
+        if visits:
+            try:
+                self._write_visits(visits)
+            except sqlite3.Error:
+                log.exception("writing %d page visit(s) to the session store failed", len(visits))
+
+    def _write_visits(self, visits: list[tuple[float, str, tuple[str, ...], str]]) -> int:
+        """Commit ``visits`` (at synchronous=NORMAL); returns how many rows they changed."""
         db = self._conn
         if self._synchronous != "NORMAL":
             db.execute("PRAGMA synchronous=NORMAL")
             self._synchronous = "NORMAL"
-        cached = self._rows.pop(record.id, None)
-        cursor = db.execute(
-            "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?",
-            (
-                record.last_active,
-                record.current_page,
-                _pages_json(record.pages),
-                record.id,
-            ),
-        )
-        if cursor.rowcount:
-            if cached is not None:
-                sid, created, _, _, _, label, data = cached
-                self._remember(
-                    (sid, created, record.last_active, record.current_page, tuple(record.pages), label, data)
-                )
-            self._hub.emit("visit", record.id, record)
+        rows = [(when, page, _pages_json(pages), sid) for when, page, pages, sid in visits]
+        if len(rows) == 1:
+            return db.execute(_UPDATE_VISIT, rows[0]).rowcount
+        db.execute("BEGIN")
+        try:
+            changed = db.executemany(_UPDATE_VISIT, rows).rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return changed
 
     def delete(self, session_id: str) -> bool:
         self._rows.pop(session_id, None)
@@ -247,7 +316,7 @@ class SQLiteStore:
         return True
 
     def list(self) -> list[SessionRecord]:
-        rows = self._conn.execute(
+        rows = self._current().execute(
             f"SELECT {_COLUMNS} FROM sessions ORDER BY last_active DESC"
         ).fetchall()
         records = (self._row_to_record(row) for row in rows)
@@ -256,11 +325,11 @@ class SQLiteStore:
     def data_texts(self) -> list[tuple[str, str]]:
         """Every session's id and its data as stored JSON text, newest activity first
         (a search reads these without decoding every session)."""
-        rows = self._conn.execute("SELECT id, data FROM sessions ORDER BY last_active DESC").fetchall()
+        rows = self._current().execute("SELECT id, data FROM sessions ORDER BY last_active DESC").fetchall()
         return [(str(sid), str(data)) for sid, data in rows]
 
     def count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
+        return int(self._current().execute("SELECT count(*) FROM sessions").fetchone()[0])
 
     def clear(self) -> None:
         self._rows.clear()
@@ -282,6 +351,9 @@ class SQLiteStore:
 
     def close(self) -> None:
         try:
+            self.flush_visits()
+            if self._watch is not None:
+                self._watch.close()
             self._db.close()
         except sqlite3.Error:
             log.exception("closing the session store failed")

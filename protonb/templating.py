@@ -131,27 +131,41 @@ class _NotPrefixed(jinja2.FileSystemLoader):
         return super().get_source(environment, template)
 
 
-def view_for_path(templates_dir: Path, url_path: str) -> str | None:
-    """The template that renders ``url_path``, or None when there is none.
+def view_names(url_path: str) -> list[str]:
+    """The template names that may render ``url_path``, in the order to try them.
 
     ``/x`` is ``x.html`` or else ``x/index.html``; ``/`` is ``index.html``. The path is
     percent-decoded and Unicode-normalised first; ``..``, backslashes and control characters
-    never resolve, so nothing outside ``templates/`` is read.
+    never resolve (no names at all), so nothing outside ``templates/`` is read.
     """
     path = unicodedata.normalize("NFC", urllib.parse.unquote(url_path))
     if "\\" in path or "\x00" in path or any(ord(ch) < 32 for ch in path):
-        return None
+        return []
     parts = [part for part in path.strip("/").split("/")]
     if parts == [""]:
         parts = []
     if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
-        return None
+        return []
     stem = "/".join(parts)
-    candidates = [f"{stem}.html", f"{stem}/index.html"] if stem else ["index.html"]
-    root = str(templates_dir)
-    for name in candidates:
-        if os.path.isfile(os.path.join(root, name)):  # plain strings: a Path here costs 2x
-            return name
+    return [f"{stem}.html", f"{stem}/index.html"] if stem else ["index.html"]
+
+
+def find_view(env: jinja2.Environment, templates_dir: Path, url_path: str) -> jinja2.Template | None:
+    """The compiled template that renders ``url_path`` (see ``view_names``), or None.
+
+    A template that fails to compile raises its error. Templates come from the environment's
+    cache, which checks each file's time once per use, so no other file check is made.
+    """
+    for name in view_names(url_path):
+        if name.startswith(PAGES_PREFIX):
+            # The environment would find protonb's own page of that name: look in the folder.
+            if not os.path.isfile(os.path.join(str(templates_dir), name)):
+                continue
+        try:
+            return env.get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            if exc.name != name:
+                raise
     return None
 
 

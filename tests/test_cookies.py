@@ -446,6 +446,8 @@ class TestDefaultLifetime(CookieCase):
         assert ada.data()["first-name"] == "Ada"
 
     def age(self, session_id: str, hours: float) -> None:
+        """As if the participant had been idle for ``hours`` (their last visits long written)."""
+        self.proto.store.flush_visits()
         with sqlite3.connect(self.proto.folder.store_path) as db:
             db.execute(
                 "UPDATE sessions SET last_active = ? WHERE id = ?", (time.time() - hours * 3600, session_id)
@@ -456,6 +458,8 @@ class TestExpiry(CookieCase):
     session_hours = 1.0
 
     def age(self, session_id: str, hours: float) -> None:
+        """As if the participant had been idle for ``hours`` (their last visits long written)."""
+        self.proto.store.flush_visits()
         with sqlite3.connect(self.proto.folder.store_path) as db:
             db.execute(
                 "UPDATE sessions SET last_active = ? WHERE id = ?", (time.time() - hours * 3600, session_id)
