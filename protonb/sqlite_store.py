@@ -65,6 +65,7 @@ class SQLiteStore:
         #: Visits not yet written, by session id: (last active, page, pages, id).
         self._visits: dict[str, tuple[float, str, tuple[str, ...], str]] = {}
         self._visit_flush: asyncio.TimerHandle | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._watch: FolderWatch | None = None
         self._db = self._connect()
 
@@ -268,12 +269,16 @@ class SQLiteStore:
 
     def _defer(self, visit: tuple[float, str, tuple[str, ...], str]) -> bool:
         """Keep ``visit`` to be written with others soon; False when no event loop runs."""
-        if self._visit_flush is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._visit_flush is None or self._flush_loop is not loop:
+            # (A flush due on a loop that has stopped since, as in tests, would never come.)
+            if self._visit_flush is not None:
+                self._visit_flush.cancel()
             self._visit_flush = loop.call_later(VISIT_FLUSH_SECONDS, self.flush_visits)
+            self._flush_loop = loop
         self._visits[visit[3]] = visit
         return True
 

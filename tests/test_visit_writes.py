@@ -132,3 +132,19 @@ def test_without_an_event_loop_each_visit_is_committed_at_once(store: SQLiteStor
     record.visit("/now")
     store.touch(record)
     assert on_disk(store.path)[record.id][0] == "/now"
+
+
+def test_a_visit_made_on_a_new_event_loop_is_written_there(store: SQLiteStore) -> None:
+    """The loop that was due to write the visits stopped (a server stopped, a test ended)."""
+
+    async def visit(page: str, wait: bool) -> None:
+        record = store.get("participant00".ljust(24, "x"))
+        record.visit(page)
+        store.touch(record)
+        if wait:
+            await asyncio.sleep(VISIT_FLUSH_SECONDS * 4)
+
+    participants(store, 1)
+    asyncio.run(visit("/first", wait=False))  # its loop ends before the write is due
+    asyncio.run(visit("/second", wait=True))
+    assert on_disk(store.path)["participant00".ljust(24, "x")][0] == "/second"
