@@ -33,6 +33,7 @@ _SELF_GONE = 0x400 | 0x800 | 0x8000  # IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORE
 _OVERFLOW = 0x4000
 _IS_DIR = 0x40000000
 _CREATED_DIR = 0x080 | 0x100  # a folder moved in or made
+_GONE_DIR = 0x040 | 0x200  # a folder moved out or removed
 ANY = MODIFIED | MOVED
 
 
@@ -104,6 +105,8 @@ class FolderWatch:
                 continue
             path = os.path.join(folder, event.name) if event.name else folder
             self._mark(path, event.mask)
+            if event.mask & _IS_DIR and event.mask & _GONE_DIR:
+                self._forget(path)  # the folders under it are elsewhere now, or gone
             if event.mask & _IS_DIR and event.mask & _CREATED_DIR and self._in_tree(path):
                 self._watch_tree(path)
 
@@ -127,6 +130,17 @@ class FolderWatch:
                 entry.dirty = True
             elif not entry.tree and entry.path.startswith(path + os.sep):
                 entry.dirty = True  # a folder holding the file went or came
+
+    def _forget(self, top: str) -> None:
+        """Stop watching ``top`` and every folder under it (they were moved or removed), so
+        that a new folder made at the same path is watched afresh."""
+        for wd, folder in list(self._folders.items()):
+            if folder == top or folder.startswith(top + os.sep):
+                del self._folders[wd]
+                try:
+                    self._inotify.rm_watch(wd)  # type: ignore[union-attr]
+                except OSError:
+                    pass  # the kernel dropped it already (the folder was removed)
 
     def _in_tree(self, path: str) -> bool:
         trees = [t.path for t in self._topics.values() if t.tree]

@@ -82,6 +82,7 @@ class TestEditsWhileServing(ServerCase):
         fresh.rename(templates)  # as a git checkout of another branch might
         assert "<h1>New branch</h1>" in browser.get("/name").text
         assert browser.get("/greeting").code == 404
+        assert "<h1>New section</h1>" in browser.get("/section").text
         (templates / "section" / "index.html").write_text("<h1>Edited section</h1>", encoding="utf-8")
         assert "<h1>Edited section</h1>" in browser.get("/section").text
 
@@ -130,6 +131,37 @@ def test_a_watch_tells_each_topic_once_per_change(tmp_path: Path) -> None:
     assert watch.changed("settings") and not watch.changed("views")
     watch.close()
     assert not watch.active and watch.changed("views") and watch.changed("settings")
+
+
+@linux_only
+def test_folders_moved_away_or_removed_are_watched_afresh_where_they_are_made_again(tmp_path: Path) -> None:
+    views = tmp_path / "views"
+    (views / "section").mkdir(parents=True)
+    watch = FolderWatch()
+    watch.add("views", views, tree=True)
+    watch.poll()
+    watch.changed("views")
+
+    def edited(path: Path) -> bool:
+        path.write_text("x")
+        watch.poll()
+        return watch.changed("views")
+
+    views.rename(tmp_path / "old-views")  # a branch switched: the same names, new folders
+    (tmp_path / "new-views" / "section").mkdir(parents=True)
+    (tmp_path / "new-views").rename(views)
+    watch.poll()
+    assert watch.changed("views")
+    assert edited(views / "section" / "page.html")
+    assert not edited(tmp_path / "old-views" / "section" / "page.html")  # no longer served
+
+    (views / "section" / "page.html").unlink()
+    (views / "section").rmdir()
+    (views / "section").mkdir()
+    watch.poll()
+    watch.changed("views")
+    assert edited(views / "section" / "again.html")
+    watch.close()
 
 
 @linux_only
