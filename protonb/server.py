@@ -95,6 +95,8 @@ class PrototypeSite:
         if not files.active:
             return
         files.poll()
+        if not files.active:  # the watch gave up just now: views are checked by time again
+            self.env.auto_reload = True
         if files.changed("templates"):
             self.env.cache.clear()  # type: ignore[union-attr]
         self.defaults_checked = not files.changed("defaults")

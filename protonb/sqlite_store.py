@@ -260,6 +260,7 @@ class SQLiteStore:
         pages = tuple(record.pages)
         visit = (record.last_active, record.current_page, pages, record.id)
         if cached is None or not self._defer(visit):
+            self._visits.pop(record.id, None)  # an older visit kept for later must not follow
             if not self._write_visits([visit]):
                 return
         else:

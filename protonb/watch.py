@@ -9,7 +9,8 @@ exact, because the kernel queues an event while the write that causes it is bein
 Each *topic* is a file or a folder tree with the kinds of change that matter for it.
 ``changed(topic)`` is True when an event for it arrived since it was last asked (it is then
 forgotten), and always True when the watch is not ``active``: elsewhere than Linux, when the
-kernel has no watches left, when a tree holds a symbolic link (a change behind a link is not
+kernel has no watches left, when a tree holds a symbolic link or a watched file is one, then
+or later (a change behind a link is not
 seen) or after the event queue overflowed once. Callers then check the files themselves.
 Events are read by ``poll()``, which the caller makes once per request.
 """
@@ -71,6 +72,9 @@ class FolderWatch:
             self._watch_tree(where)
             self._watch(os.path.dirname(where))  # the folder itself made, removed or replaced
         else:
+            if os.path.islink(where):
+                self._give_up(f"{where} is a link")
+                return
             self._watch(os.path.dirname(where))
 
     def changed(self, topic: str) -> bool:
@@ -105,6 +109,9 @@ class FolderWatch:
                 continue
             path = os.path.join(folder, event.name) if event.name else folder
             self._mark(path, event.mask)
+            if event.mask & _CREATED_DIR and not event.mask & _IS_DIR and self._is_new_link(path):
+                self._give_up(f"{path} is a link")  # a change behind it would not be seen
+                return
             if event.mask & _IS_DIR and event.mask & _GONE_DIR:
                 self._forget(path)  # the folders under it are elsewhere now, or gone
             if event.mask & _IS_DIR and event.mask & _CREATED_DIR and self._in_tree(path):
@@ -142,6 +149,12 @@ class FolderWatch:
                 except OSError:
                     pass  # the kernel dropped it already (the folder was removed)
 
+    def _is_new_link(self, path: str) -> bool:
+        """Whether ``path``, just made or moved in, is a link that a topic reads through."""
+        if not (self._in_tree(path) or any(t.path == path for t in self._topics.values())):
+            return False
+        return os.path.islink(path)
+
     def _in_tree(self, path: str) -> bool:
         trees = [t.path for t in self._topics.values() if t.tree]
         return any(path == top or path.startswith(top + os.sep) for top in trees)
@@ -164,14 +177,24 @@ class FolderWatch:
         if os.path.islink(top):
             self._give_up(f"{top} is a link")
             return
-        for folder, subfolders, files in os.walk(top):
-            for name in subfolders + files:
-                if os.path.islink(os.path.join(folder, name)):
-                    self._give_up(f"{os.path.join(folder, name)} is a link")
-                    return
+        pending = [top]
+        while pending:
+            folder = pending.pop()
+            # Watched before it is listed: a folder made in it meanwhile is told by an event.
             self._watch(folder)
             if self._inotify is None:
                 return
+            try:
+                with os.scandir(folder) as listing:
+                    entries = list(listing)
+            except OSError:
+                continue  # gone meanwhile: its parent's events tell
+            for entry in entries:
+                if entry.is_symlink():
+                    self._give_up(f"{entry.path} is a link")
+                    return
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
 
     def _give_up(self, why: str) -> None:
         """From now on every check reports a change (callers check the files themselves)."""

@@ -86,6 +86,39 @@ class TestEditsWhileServing(ServerCase):
         (templates / "section" / "index.html").write_text("<h1>Edited section</h1>", encoding="utf-8")
         assert "<h1>Edited section</h1>" in browser.get("/section").text
 
+    def test_edits_show_after_the_watch_gives_up_while_serving(self) -> None:
+        browser = self.participant()
+        assert "Your name" in browser.get("/name").text
+        outside = self.tmp / "outside"
+        outside.mkdir()
+        moved_in = self.tmp / "moved-in"
+        moved_in.mkdir()
+        (moved_in / "link").symlink_to(outside, target_is_directory=True)
+        moved_in.rename(self.root / "templates" / "sub")  # a folder holding a link: no watch
+        assert browser.get("/name").code == 200
+        assert not self.proto.site.files.active
+        save(self.root / "templates" / "name.html", "<h1>Edited after</h1>")
+        assert "<h1>Edited after</h1>" in browser.get("/name").text
+
+    def test_a_link_to_a_folder_made_while_serving_shows_edits_behind_it(self) -> None:
+        browser = self.participant()
+        shared = self.tmp / "shared"
+        shared.mkdir()
+        save(shared / "help.html", "<h1>Help</h1>")
+        (self.root / "templates" / "shared").symlink_to(shared, target_is_directory=True)
+        assert "<h1>Help</h1>" in browser.get("/shared/help").text
+        save(shared / "help.html", "<h1>More help</h1>")
+        assert "<h1>More help</h1>" in browser.get("/shared/help").text
+
+    def test_a_link_to_a_page_made_while_serving_shows_edits_behind_it(self) -> None:
+        browser = self.participant()
+        target = self.tmp / "kept-elsewhere.html"
+        save(target, "<h1>One</h1>")
+        (self.root / "templates" / "linked.html").symlink_to(target)
+        assert "<h1>One</h1>" in browser.get("/linked").text
+        save(target, "<h1>Two</h1>")
+        assert "<h1>Two</h1>" in browser.get("/linked").text
+
 
 class TestALinkInTemplates(ServerCase):
     """A page behind a symbolic link: its edits are not told by the watch, so times are checked."""
@@ -182,3 +215,66 @@ def test_a_store_whose_watch_fails_still_sees_another_stores_change(tmp_path: Pa
     finally:
         here.close()
         there.close()
+
+
+class _Listing:
+    """A folder listing as os.scandir gives it, after which ``then`` runs."""
+
+    def __init__(self, entries: list, then) -> None:  # type: ignore[no-untyped-def]
+        self._entries = iter(entries)
+        then()
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __next__(self):  # type: ignore[no-untyped-def]
+        return next(self._entries)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+@linux_only
+def test_a_folder_made_while_its_parent_is_being_listed_is_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    views = tmp_path / "views"
+    views.mkdir()
+    watch = FolderWatch()
+    watch.add("views", views, tree=True)
+    watch.poll()
+    watch.changed("views")
+    made, deeper = views / "made", views / "made" / "deeper"
+    real_scandir = os.scandir
+
+    def listed_then_deeper_made(path):  # type: ignore[no-untyped-def]
+        entries = list(real_scandir(path))
+        then = deeper.mkdir if os.fspath(path) == str(made) and not deeper.exists() else (lambda: None)
+        return _Listing(entries, then)
+
+    monkeypatch.setattr(os, "scandir", listed_then_deeper_made)
+    made.mkdir()  # an editor makes made/ and, at the moment it is listed, made/deeper/
+    watch.poll()
+    monkeypatch.setattr(os, "scandir", real_scandir)
+    assert deeper.is_dir() and watch.changed("views")
+    watch.poll()
+    watch.changed("views")
+    (deeper / "page.html").write_text("x")
+    watch.poll()
+    assert watch.changed("views")
+    watch.close()
+
+
+@linux_only
+def test_a_link_as_a_watched_file_turns_the_watch_off(tmp_path: Path) -> None:
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "settings.json").symlink_to(tmp_path / "real.json")
+    watch = FolderWatch()
+    watch.add("settings", tmp_path / "settings.json")
+    assert not watch.active and watch.changed("settings")

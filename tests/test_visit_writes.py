@@ -148,3 +148,22 @@ def test_a_visit_made_on_a_new_event_loop_is_written_there(store: SQLiteStore) -
     asyncio.run(visit("/first", wait=False))  # its loop ends before the write is due
     asyncio.run(visit("/second", wait=True))
     assert on_disk(store.path)["participant00".ljust(24, "x")][0] == "/second"
+
+
+def test_a_visit_kept_for_a_stopped_loop_does_not_overwrite_a_later_one(store: SQLiteStore) -> None:
+    (record,) = participants(store, 1)
+
+    async def visit_first() -> None:
+        record.visit("/first")
+        store.touch(record)  # kept for later; the loop stops before it is written
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(visit_first())
+    finally:
+        loop.close()
+    record.visit("/second")
+    store.touch(record)  # no loop now: written at once
+    assert store.get(record.id).current_page == "/second"
+    store.close()
+    assert on_disk(store.path)[record.id][0] == "/second"
