@@ -10,8 +10,8 @@ Each *topic* is a file or a folder tree with the kinds of change that matter for
 ``changed(topic)`` is True when an event for it arrived since it was last asked (it is then
 forgotten), and always True when the watch is not ``active``: elsewhere than Linux, when the
 kernel has no watches left, when a tree holds a symbolic link or a watched file is one, then
-or later (a change behind a link is not
-seen) or after the event queue overflowed once. Callers then check the files themselves.
+or later (a change behind a link is not seen), or after the event queue overflowed once.
+Callers then check the files themselves.
 Events are read by ``poll()``, which the caller makes once per request.
 """
 
