@@ -9,10 +9,9 @@ exact, because the kernel queues an event while the write that causes it is bein
 Each *topic* is a file or a folder tree with the kinds of change that matter for it.
 ``changed(topic)`` is True when an event for it arrived since it was last asked (it is then
 forgotten), and always True when the watch is not ``active``: elsewhere than Linux, when the
-kernel has no watches left, when a tree holds a symbolic link or a watched file is one, then
-or later (a change behind a link is not seen), or after the event queue overflowed once.
-Callers then check the files themselves.
-Events are read by ``poll()``, which the caller makes once per request.
+kernel has no watches left, once a tree holds a symbolic link or a watched file is one (a
+change behind a link is not seen), or after the event queue overflowed. Callers then check the
+files themselves. Events are read by ``poll()``, which the caller makes once per request.
 """
 
 from __future__ import annotations
