@@ -86,11 +86,13 @@ class PrototypeSite:
         self.files.add("defaults", self.folder.defaults_path)
         if self.files.active:
             self.env.auto_reload = False
-        self.defaults_checked = False
-        self.routes_checked = False
 
     def notice_changes(self) -> None:
-        """Take in the files changed since the last request: called once as each begins."""
+        """Take in the files changed since the last request: called once as each begins.
+
+        Routes and defaults ask ``files.changed`` when they are used: True once after each
+        change (and always without a working watch), so each file is checked only then.
+        """
         files = self.files
         if not files.active:
             return
@@ -99,8 +101,6 @@ class PrototypeSite:
             self.env.auto_reload = True
         if files.changed("templates"):
             self.env.cache.clear()  # type: ignore[union-attr]
-        self.defaults_checked = not files.changed("defaults")
-        self.routes_checked = not files.changed("routes")
 
     def close(self) -> None:
         self.files.close()
@@ -121,20 +121,13 @@ class PrototypeSite:
         found = self.notebook_routes.match(method, path)
         if found:
             return found
-        routes = self.routes_file.current(check=not self.routes_checked)
-        self.routes_checked = self.files.active
-        return routes.match(method, path)
+        return self.routes_file.current(check=self.files.changed("routes")).match(method, path)
 
     def defaults(self) -> dict[str, Any]:
-        return self.folder.defaults(check=self._defaults_check())
+        return self.folder.defaults(check=self.files.changed("defaults"))
 
     def with_defaults(self, stored: dict[str, Any]) -> dict[str, Any]:
-        return self.folder.with_defaults(stored, check=self._defaults_check())
-
-    def _defaults_check(self) -> bool:
-        check = not self.defaults_checked
-        self.defaults_checked = self.files.active
-        return check
+        return self.folder.with_defaults(stored, check=self.files.changed("defaults"))
 
 
 def safe_location(location: str) -> str:

@@ -108,11 +108,6 @@ def cookie_name(prototype_id: str) -> str:
     return f"protonb-{prototype_id}"
 
 
-def fingerprint(data: dict[str, Any]) -> str:
-    """The data as the store would hold it: equal texts, equal data (keys in order)."""
-    return dumps_data(data)
-
-
 @dataclass
 class LiveSession:
     """The session of one request: its record, the data the views see, and whether it changed.
@@ -142,7 +137,7 @@ class LiveSession:
             record=record,
             is_new=True,
             data=data,
-            loaded_fingerprint=fingerprint(data),
+            loaded_fingerprint=dumps_data(data),
             cookie_fresh=False,
             keep=keep,
         )
@@ -154,7 +149,7 @@ class LiveSession:
             record=record,
             is_new=False,
             data=data,
-            loaded_fingerprint=stored if stored is not None else fingerprint(record.data),
+            loaded_fingerprint=stored if stored is not None else dumps_data(record.data),
             cookie_fresh=cookie_fresh,
             loaded_visit=(record.last_active, record.current_page, list(record.pages)),
             defaults_added=len(data) != len(record.data),
@@ -162,7 +157,7 @@ class LiveSession:
 
     def data_changed(self) -> bool:
         try:
-            return fingerprint(self.data) != self.loaded_fingerprint
+            return dumps_data(self.data) != self.loaded_fingerprint
         except ValueError:  # NaN or Infinity: cannot be what was stored
             return True
 

@@ -179,16 +179,7 @@ class SQLiteStore:
             self._rows.pop(sid, None)
             self._durable().execute("DELETE FROM sessions WHERE id = ?", (sid,))
             return None
-        return SessionRecord(
-            id=sid,
-            data=loaded,
-            created=created,
-            last_active=last_active,
-            current_page=page,
-            pages=visited,
-            label=label,
-            stored_data=data,
-        )
+        return _record(row, loaded, visited)
 
     def get(self, session_id: str) -> SessionRecord | None:
         rows = self._cached_rows()
@@ -196,17 +187,7 @@ class SQLiteStore:
         if row is not None:
             # Checked when it was first read or written: only the answers need decoding.
             rows[session_id] = rows.pop(session_id)  # now the most recently used
-            sid, created, last_active, page, pages, label, data = row
-            return SessionRecord(
-                id=sid,
-                data=json.loads(data),
-                created=created,
-                last_active=last_active,
-                current_page=page,
-                pages=list(pages),
-                label=label,
-                stored_data=data,
-            )
+            return _record(row, json.loads(row[6]), list(row[4]))
         row = self._current().execute(
             f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
@@ -363,3 +344,19 @@ class SQLiteStore:
             self._db.close()
         except sqlite3.Error:
             log.exception("closing the session store failed")
+
+
+def _record(row: tuple, data: dict, pages: list[str]) -> SessionRecord:
+    """A record from a stored row (id, created, last active, page, pages, label, data text),
+    with its answers and pages already decoded."""
+    sid, created, last_active, page, _, label, stored = row
+    return SessionRecord(
+        id=sid,
+        data=data,
+        created=created,
+        last_active=last_active,
+        current_page=page,
+        pages=pages,
+        label=label,
+        stored_data=stored,
+    )
