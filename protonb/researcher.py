@@ -530,8 +530,14 @@ class Sessions:
         for sid, text in self.store.data_texts():
             if needle not in text.casefold():
                 continue
-            record = self.store.get(sid)
-            if record is not None and _mentions(record.data, answer):
+            try:
+                data = json.loads(text)  # already read: no second read of the store
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                record = self.store.get(sid)  # a damaged row: the store logs and discards it
+                data = record.data if record is not None else None
+            if data is not None and _mentions(data, answer):
                 found.append(Session(self, sid))
         return found
 
