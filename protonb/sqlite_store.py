@@ -95,15 +95,20 @@ class SQLiteStore:
         self._rows.clear()
         self._data_version = -1
         self._synchronous = "FULL"
-        # Told by the kernel when the file is replaced or written by another connection, so
-        # that a request checks neither with a system call of its own (see watch.py).
+        self._watch_file()
+        return db
+
+    def _watch_file(self) -> None:
+        """Be told by the kernel when the file is replaced or written by another connection,
+        so that a request checks neither with a system call of its own (see watch.py). A new
+        watch's topics start changed: the first use checks the file and the row cache."""
         if self._watch is not None:
             self._watch.close()
         watch = self._watch = FolderWatch()
         watch.add("replaced", self.path, mask=MOVED)
         watch.add("written", self.path, mask=MODIFIED)
         watch.add("wal", f"{self.path}-wal", mask=MODIFIED | MOVED)
-        return db
+        watch.changed("replaced")  # the caller compares the file's inode after this
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -113,6 +118,10 @@ class SQLiteStore:
         watch.poll()
         if not watch.changed("replaced"):
             return self._db
+        # Watched afresh first (its folder may have been moved away and back, taking the
+        # old watch with it), so that a replacement from now on is told again.
+        if watch.active:
+            self._watch_file()
         try:
             same_file = os.stat(self.path).st_ino == self._inode
         except FileNotFoundError:

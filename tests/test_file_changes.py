@@ -217,6 +217,30 @@ def test_a_store_whose_watch_fails_still_sees_another_stores_change(tmp_path: Pa
         there.close()
 
 
+@linux_only
+def test_a_store_whose_folder_moved_away_and_back_still_sees_another_stores_change(tmp_path: Path) -> None:
+    folder = tmp_path / ".protonb"
+    path = folder / "sessions.sqlite3"
+    here, there = SQLiteStore(path), SQLiteStore(path)
+    try:
+        sid = "m" * 24
+        here.set(SessionRecord(id=sid, data={"name": "Ada"}), "created")
+        assert here.get(sid).data == {"name": "Ada"}
+        folder.rename(tmp_path / "aside")  # e.g. a copy taken away, then put back
+        (tmp_path / "aside").rename(folder)
+        assert here.get(sid).data == {"name": "Ada"}  # the same file, answers kept
+        record = there.get(sid)
+        record.data["name"] = "Grace"
+        there.set(record)
+        assert here.get(sid).data == {"name": "Grace"}
+        watch = here._watch
+        here.get(sid)
+        assert here._watch is watch  # watched again once, not on every request
+    finally:
+        here.close()
+        there.close()
+
+
 class _Listing:
     """A folder listing as os.scandir gives it, after which ``then`` runs."""
 
