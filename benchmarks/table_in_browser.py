@@ -214,7 +214,9 @@ def measure(browser, jupyter: Jupyter, root: Path, count: int, changes: int, scr
     )
     context = browser.new_context(viewport={"width": 1280, "height": 1400})
     page = context.new_page()
-    page.goto(f"{jupyter.base}/lab/tree/{name}?token={TOKEN}")
+    # A workspace of its own: JupyterLab would otherwise reopen the notebook of the size before
+    # beside this one, and 'notebook:run-cell' could then run a cell of that one instead.
+    page.goto(f"{jupyter.base}/lab/workspaces/table-{count}/tree/{name}?token={TOKEN}")
     page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_function(
