@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import ConfigError
+from .other_writers import KnownRows
 from .store import ChangeHub, Listener, SessionRecord, dumps_data
 from .watch import MODIFIED, MOVED, FolderWatch
 
@@ -45,6 +46,8 @@ CACHE_SIZE = 256
 #: Page visits made within this many seconds of each other are committed together.
 VISIT_FLUSH_SECONDS = 0.05
 _UPDATE_VISIT = "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?"
+#: While someone listens, how often the file is checked for another process's changes.
+OTHER_WRITERS_SECONDS = 0.5
 
 
 class SQLiteStore:
@@ -67,6 +70,12 @@ class SQLiteStore:
         self._visit_flush: asyncio.TimerHandle | None = None
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._watch: FolderWatch | None = None
+        #: While someone listens: each session as last known, and whether another connection
+        #: has committed since it was compared (see other_writers.py).
+        self._known: KnownRows | None = None
+        self._others_wrote = False
+        self._listeners = 0
+        self._follow: asyncio.TimerHandle | None = None
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -152,6 +161,10 @@ class SQLiteStore:
     def _cached_rows(self) -> dict[str, tuple]:
         """The row cache, emptied first if another connection (another process, a second
         store on the same file) has committed since it was filled."""
+        self._check_other_writers()
+        return self._rows
+
+    def _check_other_writers(self) -> None:
         db = self._conn
         watch = self._watch
         assert watch is not None
@@ -161,7 +174,7 @@ class SQLiteStore:
             if version != self._data_version:
                 self._rows.clear()
                 self._data_version = version
-        return self._rows
+                self._others_wrote = True
 
     def _remember(self, row: tuple) -> None:
         rows = self._rows
@@ -234,7 +247,7 @@ class SQLiteStore:
         visit = (record.last_active, record.current_page, tuple(record.pages))
         self._remember((record.id, created, *visit, record.label, data))
         record.stored_data = data
-        self._hub.emit(kind, record.id, record)
+        self._emit(kind, record.id, record)
 
     def touch(self, record: SessionRecord) -> None:
         """Save the visit fields of ``record`` (last active, current page, pages) only.
@@ -256,7 +269,7 @@ class SQLiteStore:
         else:
             sid, created, _, _, _, label, data = cached
             self._remember((sid, created, record.last_active, record.current_page, pages, label, data))
-        self._hub.emit("visit", record.id, record)
+        self._emit("visit", record.id, record)
 
     def _defer(self, visit: tuple[float, str, tuple[str, ...], str]) -> bool:
         """Keep ``visit`` to be written with others soon; False when no event loop runs."""
@@ -308,7 +321,7 @@ class SQLiteStore:
         cursor = self._durable().execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         if not cursor.rowcount:
             return False
-        self._hub.emit("deleted", session_id, None)
+        self._emit("deleted", session_id, None)
         return True
 
     def list(self) -> list[SessionRecord]:
@@ -330,7 +343,7 @@ class SQLiteStore:
     def clear(self) -> None:
         self._rows.clear()
         self._durable().execute("DELETE FROM sessions")
-        self._hub.emit("cleared", "", None)
+        self._emit("cleared", "", None)
 
     def purge(self, older_than: float) -> int:
         """Remove sessions last active before ``older_than`` (a Unix time); returns how many."""
@@ -339,13 +352,86 @@ class SQLiteStore:
         ).fetchall()
         for (sid,) in rows:
             self._rows.pop(sid, None)
-            self._hub.emit("deleted", sid, None)
+            self._emit("deleted", sid, None)
         return len(rows)
 
+    def _emit(self, kind: str, session_id: str, record: SessionRecord | None) -> None:
+        if self._known is not None:
+            self._known.note(kind, session_id, record)
+        self._hub.emit(kind, session_id, record)
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        return self._hub.subscribe(listener)
+        """Call ``listener(event)`` after every change. Subscribed while an event loop runs
+        (a notebook cell, a server), the changes another process makes to the file are told
+        too, within OTHER_WRITERS_SECONDS."""
+        unsubscribe = self._hub.subscribe(listener)
+        self._listeners += 1
+        if self._listeners == 1:
+            self._start_following()
+        done = False
+
+        def stop() -> None:
+            nonlocal done
+            unsubscribe()
+            if not done:
+                done = True
+                self._listeners -= 1
+                if not self._listeners:
+                    self._stop_following()
+
+        return stop
+
+    # ------------------------------------------------------------------ other writers
+
+    def _start_following(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop to check on: only this store's own changes are told
+        self._check_other_writers()
+        self._others_wrote = False
+        self._known = KnownRows(self._all_rows())
+        self._schedule_follow()
+
+    def _stop_following(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            self._follow = None
+        self._known = None
+
+    def _schedule_follow(self) -> None:
+        self._follow = asyncio.get_running_loop().call_later(OTHER_WRITERS_SECONDS, self._follow_others)
+
+    def _follow_others(self) -> None:
+        """Tell the listeners what other processes changed since the last look."""
+        try:
+            self._check_other_writers()
+            if self._others_wrote and self._known is not None:
+                self._others_wrote = False
+                self._tell_other_changes()
+        except Exception:
+            log.exception("checking the session store for other processes' changes failed")
+        if self._known is not None:
+            self._schedule_follow()
+
+    def _tell_other_changes(self) -> None:
+        """Compare the file with what is known of it and tell the listeners what differs."""
+        known = self._known
+        if known is None:
+            return
+        for kind, sid, row in known.compare(self._all_rows()):
+            record = self._row_to_record(row) if row is not None else None
+            if row is not None and record is None:  # unreadable: discarded
+                if kind == "created":
+                    continue
+                kind = "deleted"
+            self._emit(kind, sid, record)
+
+    def _all_rows(self) -> list[tuple]:
+        return self._current().execute(f"SELECT {_COLUMNS} FROM sessions").fetchall()
 
     def close(self) -> None:
+        self._stop_following()
         try:
             self.flush_visits()
             if self._watch is not None:
