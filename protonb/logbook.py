@@ -7,28 +7,48 @@ the logbook holds protonb's recent warnings and errors (tracebacks included) ins
 dashboard shows them in its log area, also those from before it was opened, and
 ``proto.log`` lists them. Outside a kernel (``protonb serve``) nothing changes: the log goes
 to the terminal.
+
+One kernel may serve several prototypes. A request's problems belong to the prototype that
+serves it: the server names it (``serving``) for the request's context, and each prototype's
+dashboard and ``proto.log`` show its own problems and those that belong to none.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections import deque
 
 LOG_LINES = 50
 FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
 
+_serving: contextvars.ContextVar[str | None] = contextvars.ContextVar("protonb_serving", default=None)
+
+
+def serving(prototype: str) -> None:
+    """Say that what runs in this context (a request) works for ``prototype`` (its folder)."""
+    if _serving.get() != prototype:
+        _serving.set(prototype)
+
+
+def belongs(prototype: str | None) -> bool:
+    """Whether a problem logged now is ``prototype``'s to show: its own, or nobody's."""
+    current = _serving.get()
+    return current is None or prototype is None or current == prototype
+
 
 class Logbook(logging.Handler):
-    """The last ``LOG_LINES`` warnings and errors of the ``protonb`` logger, formatted."""
+    """The last ``LOG_LINES`` warnings and errors of the ``protonb`` logger, formatted, each
+    with the prototype it belongs to (None: to every one)."""
 
     def __init__(self, size: int = LOG_LINES) -> None:
         super().__init__(logging.WARNING)
-        self.lines: deque[str] = deque(maxlen=size)
+        self.lines: deque[tuple[str | None, str]] = deque(maxlen=size)
         self.setFormatter(FORMAT)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.append(self.format(record))
+            self.lines.append((_serving.get(), self.format(record)))
         except Exception:
             self.handleError(record)
 
@@ -55,6 +75,9 @@ def install() -> Logbook:
     return _logbook
 
 
-def recent() -> list[str]:
-    """The lines kept so far (none if the logbook was never installed)."""
-    return list(_logbook.lines) if _logbook is not None else []
+def recent(prototype: str | None = None) -> list[str]:
+    """The lines kept so far that belong to ``prototype`` (none if the logbook was never
+    installed); all of them when ``prototype`` is None."""
+    if _logbook is None:
+        return []
+    return [line for owner, line in _logbook.lines if prototype in (None, owner) or owner is None]

@@ -96,7 +96,7 @@ class Prototype:
         In a kernel they are kept here and shown in the dashboard's log area, instead of
         being printed under whichever cell ran last.
         """
-        return logbook.recent()
+        return logbook.recent(str(self.folder.root))
 
     def on_change(self, callback: Callable[[SessionChange], Any]) -> Callable[[], None]:
         """Call ``callback(change)`` whenever a session changes; returns a function to stop.
@@ -128,7 +128,7 @@ class Prototype:
         from .widgets import Dashboard
 
         if self._dashboard is None:
-            self._dashboard = Dashboard(self.sessions, url=self.url or "")
+            self._dashboard = Dashboard(self.sessions, url=self.url or "", prototype=str(self.folder.root))
         else:
             self._dashboard.url = self.url or ""
         return self._dashboard

@@ -25,7 +25,7 @@ import jinja2
 import tornado.httputil
 import tornado.web
 
-from . import auth, forms, proxy
+from . import auth, forms, logbook, proxy
 from .config import CookieKeys, PrototypeFolder
 from .routing import Redirect, Render, Request, Router, RoutesFile, SessionView
 from .session import (
@@ -73,6 +73,8 @@ class PrototypeSite:
     password: Any = None
 
     def __post_init__(self) -> None:
+        #: Which prototype this is, to the logbook: its folder.
+        self.name = str(self.folder.root)
         self.env = make_environment(self.folder.templates, PAGES_DIR)
         self.routes_file = RoutesFile(self.folder.routes_path)
         self.keys: CookieKeys = self.folder.cookie_keys()
@@ -171,6 +173,7 @@ class PageHandler(tornado.web.RequestHandler):
 
     def initialize(self, site: PrototypeSite) -> None:
         self.site = site
+        logbook.serving(site.name)  # this request's problems are this prototype's
         self.url_prefix = proxy.request_prefix(site.url_prefix, self.request.headers.get(proxy.PREFIX_HEADER))
         self.live: LiveSession | None = None
         self._body = bytearray()

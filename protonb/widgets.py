@@ -409,6 +409,8 @@ class _LogToWidget(logging.Handler):
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not logbook.belongs(self.dashboard.prototype):
+            return  # another prototype's problem, served by the same kernel
         try:
             self.dashboard.log(self.format(record))
         except Exception:
@@ -418,9 +420,12 @@ class _LogToWidget(logging.Handler):
 class Dashboard(W.VBox):
     """The live view: URL, status line, session table, detail pane and log."""
 
-    def __init__(self, sessions: Sessions, url: str = "") -> None:
+    def __init__(self, sessions: Sessions, url: str = "", prototype: str | None = None) -> None:
+        """``prototype`` (its folder) picks the problems its log area shows: its own and those
+        that belong to no prototype. None shows every problem."""
         self.sessions = sessions
         self.url = url
+        self.prototype = prototype
         self.heading = W.HTML()
         self.status = W.HTML()
         self.table = SessionTable(sessions)
@@ -456,7 +461,7 @@ class Dashboard(W.VBox):
         self.confirm_no.on_click(lambda _: self._hide_confirm())
         self._unsubscribe = sessions.store.subscribe(self._on_change)
         self._log_handler = _LogToWidget(self)
-        for line in logbook.recent():  # problems from before the dashboard was opened
+        for line in logbook.recent(prototype):  # problems from before the dashboard was opened
             self.log(line)
         logging.getLogger("protonb").addHandler(self._log_handler)
         self._draw_heading()

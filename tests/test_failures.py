@@ -27,7 +27,7 @@ try:
 except pytest.skip.Exception:
     pass
 
-from protonb import logbook
+from protonb import Prototype, logbook
 from protonb.templating import describe_template_error
 
 
@@ -307,6 +307,29 @@ class TestDashboardLogArea(FailureCase):
             logger.removeHandler(book)
         assert any("missing-key-7c1" in line for line in self.dash.log_lines)
         assert "Traceback" in self.dash.log_view.value
+
+    def test_another_prototypes_problems_stay_out_of_this_ones_log(self) -> None:
+        other_root = self.root.parent / "other-prototype"
+        (other_root / "templates").mkdir(parents=True)
+        other = Prototype(other_root)
+        other_dash = other.dashboard()
+        book = logbook.Logbook()
+        logger = logging.getLogger("protonb")
+        logger.addHandler(book)
+        try:
+            with mock.patch.object(logbook, "_logbook", book):
+                self.participant().get("/explode")  # this prototype's route fails
+                logging.getLogger("protonb").warning("a problem of no prototype 5e2")
+                assert any("missing-key-7c1" in line for line in self.proto.log)
+                assert not any("missing-key-7c1" in line for line in other.log)
+                assert any("5e2" in line for line in other.log)
+        finally:
+            logger.removeHandler(book)
+            other_dash.close()
+            other.close()
+        assert any("missing-key-7c1" in line for line in self.dash.log_lines)
+        assert not any("missing-key-7c1" in line for line in other_dash.log_lines)
+        assert any("5e2" in line for line in other_dash.log_lines)
 
     def test_a_closed_dashboard_stops_listening(self) -> None:
         self.dash.close()
