@@ -198,7 +198,11 @@ class Prototype:
         """Stop serving, close the dashboard and the session store."""
         self.stop()
         if self._dashboard is not None:
-            self._dashboard.close()
+            self._dashboard.retire(
+                "<p><b>protonb</b>: this dashboard has stopped, because its prototype was closed"
+                " or started again by another cell. Run <code>proto.dashboard()</code> again"
+                " to watch the sessions.</p>"
+            )
             self._dashboard = None
         self.site.close()
         self.store.close()

@@ -543,18 +543,28 @@ class Dashboard(W.VBox):
 
     def close(self) -> None:
         """Stop listening to the store and close every widget model this dashboard made."""
+        if hasattr(self, "_log_handler"):
+            self._stop_listening()
+        _close_tree(self)
+
+    def retire(self, note: str) -> None:
+        """Stop, leaving ``note`` (HTML) where the dashboard was shown: closed outright, the
+        notebook's output would go blank with no word why."""
         if not hasattr(self, "_log_handler"):
-            super().close()
             return
+        self._stop_listening()
+        shown = list(self.children)
+        self.children = [W.HTML(note)]
+        for child in shown:
+            _close_tree(child)
+
+    def _stop_listening(self) -> None:
         self._unsubscribe()
         logging.getLogger("protonb").removeHandler(self._log_handler)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        for child in self.children:
-            _close_tree(child)
-        self.layout.close()
-        super().close()
+        del self._log_handler
 
 
 def _close_tree(widget: Any) -> None:
@@ -564,4 +574,7 @@ def _close_tree(widget: Any) -> None:
         part = getattr(widget, name, None)
         if isinstance(part, W.Widget):
             part.close()
-    widget.close()
+    if isinstance(widget, Dashboard):
+        super(Dashboard, widget).close()  # its own close() is what called this
+    else:
+        widget.close()

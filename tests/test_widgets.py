@@ -254,3 +254,20 @@ class TestLongRun(DashboardCase):
             self.settle()
         assert len(ipywidgets.Widget.widgets) == before
         assert self.pane()["claimant.first-name"] == "Ada 29"
+
+
+class TestRetired(DashboardCase):
+    def test_a_dashboard_whose_prototype_was_closed_says_so_instead_of_going_blank(self) -> None:
+        from protonb import Prototype
+
+        other = Prototype(self.root)
+        dash = other.dashboard()
+        table = dash.table
+        other.close()  # as when the start cell is run again: the old Prototype is closed
+        (note,) = dash.children
+        assert "has stopped" in note.value and "proto.dashboard()" in note.value
+        assert table.comm is None  # the old table's model is closed
+        ada = self.participant("Ada")  # and it no longer follows the sessions
+        assert dash.children == (note,) and ada.session_id not in table.rows
+        dash.close()
+        assert note.comm is None and dash.comm is None
