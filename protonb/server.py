@@ -426,11 +426,7 @@ class PageHandler(tornado.web.RequestHandler):
             self._render(name, live.data, outcome.status, **outcome.values)
         else:
             self.set_status(500)
-            self._page(
-                "protonb/error.html",
-                message=f"The route function {outcome.name} failed: {outcome.exc}",
-                problem=None,
-            )
+            self._page("protonb/error.html", message=_route_failure_text(outcome), problem=None)
 
     # ------------------------------------------------------------------ answers
 
@@ -472,7 +468,8 @@ class PageHandler(tornado.web.RequestHandler):
 
     def _template_failed(self, exc: Exception) -> None:
         problem = describe_template_error(exc, self.site.folder.templates)
-        log.error("template %s line %s failed: %s", problem.template, problem.line, problem.message)
+        hint = f" ({problem.hint})" if problem.hint else ""
+        log.error("template %s line %s failed: %s%s", problem.template, problem.line, problem.message, hint)
         self.set_status(500)
         self._page("protonb/error.html", problem=problem, message="")
 
@@ -539,6 +536,17 @@ class PublicFileHandler(tornado.web.StaticFileHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish(f"{status_code}: no such file in public/")
+
+
+def _route_failure_text(failure: _RouteFailure) -> str:
+    exc, name = failure.exc, failure.name
+    if isinstance(exc, SystemExit):
+        return (
+            f"The route function {name} called sys.exit({exc.code!r}), which would stop the"
+            " server: return req.redirect(...), req.render(...) or nothing instead."
+        )
+    text = str(exc) or type(exc).__name__
+    return f"The route function {name} failed: {text}"
 
 
 def _charset(params: str) -> str:

@@ -180,6 +180,8 @@ class TemplateProblem:
     source_line: str = ""
 
 
+#: Jinja2's words for a missing key, as in data['claimant']['first-name'] with no claimant.
+_MISSING_NAME = re.compile(r"'dict object' has no attribute '([^']*)'")
 _DASHED_ATTRIBUTE = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_][\w]*)*\.[A-Za-z_]\w*-[A-Za-z_]")
 
 
@@ -211,6 +213,13 @@ def describe_template_error(exc: BaseException, templates_dir: Path) -> Template
         hint = (
             "Templates have Jinja2's filters, which differ a little from Nunjucks':"
             " write tojson for dump, and check the spelling."
+        )
+    elif isinstance(exc, jinja2.UndefinedError) and (missing := _MISSING_NAME.search(str(exc))):
+        name_missing = missing.group(1)
+        hint = (
+            f"There is no answer or value called {name_missing!r} here yet. A missing answer"
+            " shows as nothing, but cannot be added to or looked inside: test it first with"
+            " {% if ... %}, or give it a default with | default('')."
         )
     elif isinstance(exc, jinja2.TemplateNotFound):
         hint = f"There is no template called {exc.name!r} in templates/."

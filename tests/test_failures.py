@@ -66,6 +66,7 @@ BROKEN = {
     "layouts/broken.html": "<html>\n<body>\n{% block content %}{% endblock %}\n{{ 1 / 0 }}\n</body></html>\n",
     "escaped.html": "<h1>Escaped</h1>\n{{ data['first-name'] + 1 }} <b>bold</b>\n",
     "fine.html": "<h1>Fine</h1>\n<p>{{ data['first-name'] }}</p>\n",
+    "no-claimant.html": "<h1>Sum</h1>\n{{ data['applicant']['age'] + 1 }}\n",
 }
 
 
@@ -98,6 +99,13 @@ class TestTemplateErrors(FailureCase):
             assert name in answer.text and f"line {line}" in answer.text, answer.text
             assert "subtraction" in answer.text and "data[&#39;first-name&#39;]" in answer.text, answer.text
             assert f"{name} line {line}" in log.text
+
+    def test_a_missing_answer_used_in_a_sum_says_which_answer_and_how_to_guard_it(self) -> None:
+        answer, log = self.page("/no-claimant")
+        assert answer.code == 500 and "no-claimant.html" in answer.text and "line 2" in answer.text
+        assert "no answer or value called &#39;applicant&#39;" in answer.text
+        assert "default(" in answer.text
+        assert "no answer or value called 'applicant'" in log.text  # the hint is in the log too
 
     def test_a_missing_include_says_which_template_is_missing(self) -> None:
         answer, _ = self.page("/missing-include")
@@ -209,6 +217,7 @@ class TestRouteFunctionErrors(FailureCase):
         with protonb_log() as log:
             answer = self.participant().get("/leave")
         assert answer.code == 500 and "leave" in answer.text
+        assert "sys.exit(3)" in answer.text and "would stop the server" in answer.text
         assert "SystemExit" in log.text
         assert self.participant().get("/fine").code == 200
 
