@@ -590,10 +590,12 @@ class Sessions:
 
     def __repr__(self) -> str:
         records = self.store.list()
+        defaults = self.defaults()
         lines = [f"{len(records)} session(s)"]
         for record in records[:20]:
             name = record.label or record.id[:8]
-            lines.append(f"  {name:<10} {record.current_page or '-':<24} {len(flatten(record.data))} fields")
+            answers = count_answers(record.data, defaults)  # counted as the dashboard counts them
+            lines.append(f"  {name:<10} {record.current_page or '-':<24} {answers} answer(s)")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

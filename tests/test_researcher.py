@@ -129,6 +129,13 @@ class PrototypeCase(tornado.testing.AsyncHTTPTestCase):
 
 
 class TestFinding(PrototypeCase):
+    def test_the_listing_counts_answers_as_the_session_and_the_dashboard_do(self) -> None:
+        ada = self.participant("Ada")
+        session = self.proto.sessions[ada.session_id]
+        assert session.answers == 1  # the defaults untouched are not answers
+        assert f"{session.id[:8]:<10}" in repr(self.proto.sessions)
+        assert "1 answer(s)" in repr(self.proto.sessions)
+
     def test_sessions_are_listed_newest_activity_first(self) -> None:
         ada, bob = self.participant(), self.participant()
         assert [s.id for s in self.proto.sessions] == [bob.session_id, ada.session_id]
