@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import ConfigError
-from .store import ChangeHub, Listener, SessionRecord, dumps_data
+from .store import ChangeHub, Listener, SessionRecord, StoreClosed, dumps_data
 from .watch import MODIFIED, MOVED, FolderWatch
 
 log = logging.getLogger("protonb.store")
@@ -67,6 +67,7 @@ class SQLiteStore:
         self._visit_flush: asyncio.TimerHandle | None = None
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._watch: FolderWatch | None = None
+        self._closed = False
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -113,6 +114,11 @@ class SQLiteStore:
     @property
     def _conn(self) -> sqlite3.Connection:
         """The connection, to a store file created again if it was deleted meanwhile."""
+        if self._closed:
+            raise StoreClosed(
+                f"The session store {self.path} was closed (proto.close()): open the folder again"
+                " with protonb.Prototype(...) to see its sessions."
+            )
         watch = self._watch
         assert watch is not None
         watch.poll()
@@ -346,6 +352,8 @@ class SQLiteStore:
         return self._hub.subscribe(listener)
 
     def close(self) -> None:
+        if self._closed:
+            return
         try:
             self.flush_visits()
             if self._watch is not None:
@@ -353,6 +361,7 @@ class SQLiteStore:
             self._db.close()
         except sqlite3.Error:
             log.exception("closing the session store failed")
+        self._closed = True
 
 
 def _record(row: tuple, data: dict, pages: list[str]) -> SessionRecord:
