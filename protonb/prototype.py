@@ -26,6 +26,8 @@ from .store import Store
 log = logging.getLogger("protonb")
 
 PURGE_EVERY_SECONDS = 3600
+
+
 class PrototypeClosed(RuntimeError):
     """``start()`` or ``dashboard()`` on a Prototype after ``close()``."""
 
@@ -131,9 +133,9 @@ class Prototype:
 
     def dashboard(self) -> Any:
         """The live session dashboard (ipywidgets): a table of sessions and a detail pane."""
+        self._check_open()
         from .widgets import Dashboard
 
-        self._check_open()
         if self._dashboard is None:
             self._dashboard = Dashboard(self.sessions, url=self.url or "")
         else:
@@ -234,6 +236,7 @@ class Prototype:
             self._server = None
 
     def _check_open(self) -> None:
+        """Refuse to serve after ``close()``: the store is closed, so no answer could be kept."""
         if self._closed:
             raise PrototypeClosed(
                 "This Prototype was closed: make a new one with protonb.Prototype(...)"
