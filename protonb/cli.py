@@ -12,8 +12,8 @@ import sys
 from . import __version__
 from .auth import PASSWORD_ENV
 from .config import ConfigError
-from .runner import PortInUse
-from .session import DEFAULT_LIFETIME_HOURS
+from .runner import CannotListen, PortInUse, check_host, check_port
+from .session import DEFAULT_LIFETIME_HOURS, check_session_hours
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.port is not None and not 0 <= args.port <= 65535:
-        print("protonb: --port must be between 0 and 65535", file=sys.stderr)
+    try:
+        check_port(args.port, "--port")
+        check_host(args.host, "--host")
+        check_session_hours(args.session_hours, "--session-hours")
+    except ValueError as exc:
+        print(f"protonb: {exc}", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_serve(args))
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except (ConfigError, ValueError) as exc:
+    except (CannotListen, ConfigError, ValueError) as exc:
         print(f"protonb: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

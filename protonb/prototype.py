@@ -19,13 +19,17 @@ from .proxy import configured_prefix
 from .researcher import SessionChange, Sessions
 from .routing import RouteFunction, Router
 from .server import PrototypeSite, make_app
-from .session import DEFAULT_LIFETIME_HOURS
+from .session import DEFAULT_LIFETIME_HOURS, check_session_hours
 from .sqlite_store import SQLiteStore
 from .store import Store
 
 log = logging.getLogger("protonb")
 
 PURGE_EVERY_SECONDS = 3600
+
+
+class PrototypeClosed(RuntimeError):
+    """``start()`` or ``dashboard()`` on a Prototype after ``close()``."""
 
 
 class Prototype:
@@ -50,8 +54,12 @@ class Prototype:
         url_prefix: str | None = None,
         password: str | None = None,
     ) -> None:
-        if session_hours <= 0:
-            raise ValueError("session_hours must be more than 0")
+        if not isinstance(folder, (str, os.PathLike)):
+            raise TypeError(
+                f"folder must be a path to a prototype folder (a str or Path), not {type(folder).__name__}"
+            )
+        session_hours = check_session_hours(session_hours)
+        self._closed = False
         self.folder = PrototypeFolder(folder, data_dir)
         self.store: Store = (
             store
@@ -125,6 +133,7 @@ class Prototype:
 
     def dashboard(self) -> Any:
         """The live session dashboard (ipywidgets): a table of sessions and a detail pane."""
+        self._check_open()
         from .widgets import Dashboard
 
         if self._dashboard is None:
@@ -154,23 +163,25 @@ class Prototype:
         """Serve the prototype on the running event loop; return its URL at once.
 
         With no ``port`` a free one is picked; if this folder is already being served (a
-        cell run again), that server is replaced on the same port.
+        cell run again), that server is replaced on the same port. If the new server cannot
+        start (a port in use, a host that is not this computer's), whatever served before
+        goes on serving.
         """
+        self._check_open()
+        port = runner.check_port(port)
+        host = runner.check_host(host)
         key = str(self.folder.root)
         previous = runner.registered(key)
+        if port is None and previous is not None and previous.port:
+            port = previous.port
+        server = self._listen(previous, host, port or 0)
+        # The new server listens: only now is what served before stopped and let go.
         if previous is not None:
-            if port is None and previous.port:
-                port = previous.port
             previous.stop()
             if previous is not self:
                 previous.close()
         self.stop()
-        app = make_app(self.site)
-        self._server = runner.RunningServer(app, host, port or 0)
-        runner.register(key, self)
-        self.purge_expired()
-        self._purger = tornado.ioloop.PeriodicCallback(self.purge_expired, PURGE_EVERY_SECONDS * 1000)
-        self._purger.start()
+        self._adopt(server)
         url = self.url or ""
         log.debug("serving %s at %s", self.folder.root, url)
         warning = exposure_warning(host, protected=self.site.password is not None)
@@ -184,19 +195,68 @@ class Prototype:
             _show_link(url, self.folder.root.name)
         return url
 
-    def stop(self) -> None:
-        """Stop serving; the port is free when this returns."""
+    def _listen(self, previous: Prototype | None, host: str, port: int) -> runner.RunningServer:
+        """A server for this prototype listening on ``host:port``.
+
+        A different port is bound while ``previous`` (the folder's running server, maybe this
+        one) still serves. Its own port cannot be bound until it stops: then it is stopped
+        first and, if the new server fails all the same, started again where it was.
+        """
+        app = make_app(self.site)
+        old = previous._server if previous is not None and previous.running else None
+        if old is None or port != old.port:
+            return runner.RunningServer(app, host, port)
+        assert previous is not None
+        where = (old.host, old.port)
+        previous._pause()
+        try:
+            return runner.RunningServer(app, host, port)
+        except BaseException:
+            try:
+                previous._adopt(runner.RunningServer(make_app(previous.site), *where))
+            except OSError:
+                log.exception("the server at port %d stopped and could not start again", where[1])
+            raise
+
+    def _adopt(self, server: runner.RunningServer) -> None:
+        """Serve with ``server`` (already listening): the folder's server from now on."""
+        self._server = server
+        runner.register(str(self.folder.root), self)
+        self.purge_expired()
+        self._purger = tornado.ioloop.PeriodicCallback(self.purge_expired, PURGE_EVERY_SECONDS * 1000)
+        self._purger.start()
+
+    def _pause(self) -> None:
+        """Stop listening and purging, still registered as the folder's server."""
         if self._purger is not None:
             self._purger.stop()
             self._purger = None
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    def _check_open(self) -> None:
+        """Refuse to serve after ``close()``: the store is closed, so no answer could be kept."""
+        if self._closed:
+            raise PrototypeClosed(
+                "This Prototype was closed: make a new one with protonb.Prototype(...)"
+                f" to serve {self.folder.root} again."
+            )
+
+    def stop(self) -> None:
+        """Stop serving; the port is free when this returns."""
+        self._pause()
         runner.unregister(str(self.folder.root), self)
 
     def close(self) -> None:
-        """Stop serving, close the dashboard and the session store."""
+        """Stop serving, close the dashboard and the session store.
+
+        A closed Prototype cannot be started again: make a new one for the folder.
+        """
         self.stop()
+        if self._closed:
+            return
+        self._closed = True
         if self._dashboard is not None:
             self._dashboard.retire(
                 "<p><b>protonb</b>: this dashboard has stopped, because its prototype was closed"

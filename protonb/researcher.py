@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -557,11 +558,22 @@ class Sessions:
     def to_records(self) -> list[dict[str, Any]]:
         return [session.to_dict() for session in self]
 
-    def to_json(self, path: str | None = None, indent: int | None = 2) -> str:
-        """Every session as JSON (written to ``path`` too, when given)."""
+    def to_json(self, path: str | os.PathLike[str] | None = None, indent: int | None = 2) -> str:
+        """Every session as JSON (written to ``path`` too, when given).
+
+        The file holds participants' answers, so it is readable by you only (mode 0600), as
+        the session store is: a file already there is made private too before it is written.
+        """
         text = json.dumps(self.to_records(), ensure_ascii=False, indent=indent)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as handle:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.fchmod(fd, 0o600)  # private before the old text gives way to the answers
+                os.ftruncate(fd, 0)
+            except BaseException:
+                os.close(fd)
+                raise
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
         return text
 

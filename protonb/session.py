@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
+import numbers
 import re
 import secrets
 import time
@@ -15,6 +17,24 @@ from .store import SessionRecord, dumps_data
 
 #: A session lasts this long after the participant's last request, unless told otherwise.
 DEFAULT_LIFETIME_HOURS = 24.0
+
+#: Ten years, more than any study needs (far longer overflows a cookie's expiry date).
+MAX_SESSION_HOURS = 10 * 365 * 24
+
+
+def check_session_hours(hours: object, name: str = "session_hours") -> float:
+    """``hours`` as a float, if it is a number of hours a session can last (more than 0,
+    at most ten years); ``name`` is what the message calls it (``--session-hours`` on the
+    command line)."""
+    if isinstance(hours, bool) or not isinstance(hours, numbers.Real):
+        raise TypeError(f"{name} must be a number of hours, such as 24, not {hours!r}")
+    if not math.isfinite(hours) or not 0 < hours <= MAX_SESSION_HOURS:
+        raise ValueError(
+            f"{name} must be more than 0 and at most {MAX_SESSION_HOURS} (ten years), not {hours!r}"
+        )
+    return float(hours)
+
+
 #: The cookie is signed again (and its expiry pushed on) when it is older than this.
 COOKIE_REFRESH_SECONDS = 3600
 #: A request that changes neither the answers nor the page the participant is on is written

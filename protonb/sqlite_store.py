@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .other_writers import KnownRows
-from .store import ChangeHub, Listener, SessionRecord, dumps_data
+from .store import ChangeHub, Listener, SessionRecord, StoreClosed, dumps_data
 from .watch import MODIFIED, MOVED, FolderWatch
 
 log = logging.getLogger("protonb.store")
@@ -76,6 +76,7 @@ class SQLiteStore:
         self._others_wrote = False
         self._listeners = 0
         self._follow: asyncio.TimerHandle | None = None
+        self._closed = False
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -122,6 +123,11 @@ class SQLiteStore:
     @property
     def _conn(self) -> sqlite3.Connection:
         """The connection, to a store file created again if it was deleted meanwhile."""
+        if self._closed:
+            raise StoreClosed(
+                f"The session store {self.path} was closed (proto.close()): open the folder again"
+                " with protonb.Prototype(...) to see its sessions."
+            )
         watch = self._watch
         assert watch is not None
         watch.poll()
@@ -431,6 +437,8 @@ class SQLiteStore:
         return self._current().execute(f"SELECT {_COLUMNS} FROM sessions").fetchall()
 
     def close(self) -> None:
+        if self._closed:
+            return
         self._stop_following()
         try:
             self.flush_visits()
@@ -439,6 +447,7 @@ class SQLiteStore:
             self._db.close()
         except sqlite3.Error:
             log.exception("closing the session store failed")
+        self._closed = True
 
 
 def _record(row: tuple, data: dict, pages: list[str]) -> SessionRecord:

@@ -21,6 +21,10 @@ log = logging.getLogger("protonb.store")
 PAGE_HISTORY = 100
 
 
+class StoreClosed(RuntimeError):
+    """The session store was closed (``proto.close()``); the message says what to do."""
+
+
 @dataclass
 class SessionRecord:
     """One participant's session as the store keeps it."""

@@ -291,3 +291,48 @@ def test_the_folder_is_not_written_to_when_it_cannot_start(tmp_path: Path) -> No
     root.mkdir()
     run(str(root), "--port", "0")
     assert os.listdir(root) == []
+
+
+def test_a_host_that_is_not_an_address_exits_2_saying_so(tmp_path: Path) -> None:
+    root = write_prototype(tmp_path / "proto")
+    for host, says in (
+        ("0.0.0.0.0", "protonb: Cannot listen on host '0.0.0.0.0': it is not an address or a name"),
+        ("10.9.9.9", "protonb: Cannot listen on host '10.9.9.9': it is not an address of this computer"),
+        ("", "protonb: --host is empty"),
+    ):
+        result = run(str(root), "--port", "0", "--host", host)
+        assert result.returncode == 2, host
+        assert says in result.stderr and "use 127.0.0.1 (this computer only)" in result.stderr
+        assert "Errno" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_session_hours_out_of_range_exit_2_naming_the_option(tmp_path: Path) -> None:
+    root = write_prototype(tmp_path / "proto")
+    for hours in ("0", "nan", "inf", "-3"):
+        result = run(str(root), "--port", "0", f"--session-hours={hours}")
+        assert result.returncode == 2, hours
+        assert "protonb: --session-hours must be more than 0" in result.stderr
+        assert "session_hours" not in result.stderr
+
+
+# --------------------------------------------------------------------------- the Makefile
+
+
+def make_serve_command(*args: str) -> str:
+    """The command ``make serve ARGS`` would run (``make -n``), without PORT from this shell."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SERVE_PORT", "MAKEFLAGS")}
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        ["make", "-n", "-C", str(repo), *args], capture_output=True, text=True, env=env, timeout=WAIT_SECONDS
+    ).stdout
+    lines = [line for line in out.splitlines() if "protonb serve" in line or "jupyter notebook" in line]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_serve_honours_port_and_keeps_3000_and_8888_as_defaults() -> None:
+    assert make_serve_command("serve", "PORT=9126").endswith("--port 9126")
+    assert make_serve_command("serve").endswith("--port 3000")
+    assert "--port=8888 " in make_serve_command("run")
+    assert "--port=9126 " in make_serve_command("run", "PORT=9126")
