@@ -30,6 +30,10 @@ class SessionGone(KeyError):
         return str(self.args[0]) if self.args else "the session was removed"
 
 
+class LabelTaken(ValueError):
+    """The label is another session's: clear it there first, or pass ``move=True``."""
+
+
 class ReadOnlyError(TypeError):
     """Raised when a data snapshot is changed in place."""
 
@@ -149,6 +153,29 @@ def _check_text(text: str, where: str) -> None:
         raise ValueError(f"{where} holds a lone surrogate, which cannot be stored") from None
 
 
+#: A label this long or longer that starts a session's id would hide that id start.
+ID_START_MIN = 4
+
+
+def _check_not_an_id(name: str, records: list[SessionRecord]) -> None:
+    """Refuse a label that is a session's id, or the start of one (its short id).
+
+    ``proto.sessions[...]`` looks labels up before id starts, so such a label would make
+    that id find the labelled session instead. Labels shorter than ID_START_MIN (``"P3"``)
+    are allowed: nobody finds a session by so few characters, and any id may begin so.
+    """
+    if len(name) < ID_START_MIN:
+        return
+    folded = name.casefold()
+    for record in records:
+        if record.id.casefold().startswith(folded):
+            what = "the id" if len(name) == len(record.id) else "the start of the id"
+            raise ValueError(
+                f"{name!r} is {what} of session {record.id[:8]}, so proto.sessions[{name!r}]"
+                " could find the wrong session: give a label like 'P3' instead"
+            )
+
+
 def _child(container: Any, key: str, path: Path) -> Any:
     if isinstance(container, dict):
         if key not in container:
@@ -208,8 +235,8 @@ def _when(timestamp: float) -> dt.datetime:
 class _Label(str):
     """A session's label: reads as text, and ``session.label("P3")`` sets it."""
 
-    def __call__(self, name: str) -> Session:
-        return self._session.set_label(name)  # type: ignore[attr-defined,no-any-return]
+    def __call__(self, name: str, *, move: bool = False) -> Session:
+        return self._session.set_label(name, move=move)  # type: ignore[attr-defined,no-any-return]
 
 
 class Session:
@@ -353,28 +380,38 @@ class Session:
 
         return self._change("data", change)
 
-    def set_label(self, name: str) -> Session:
+    def set_label(self, name: str, *, move: bool = False) -> Session:
         """Give the session a name to know it by (``"P3"``); ``""`` removes it.
 
-        Labels are unique: a label another session had moves to this one.
+        A label names one session: one that another session holds is refused (LabelTaken)
+        unless ``move=True`` takes it from that session on purpose. A label that is a session's
+        id, or the start of one, is refused too: ``proto.sessions[...]`` would find the wrong
+        session by it.
         """
         if not isinstance(name, str):
             raise TypeError("a label is text, like 'P3'")
         name = " ".join(name.split())
         if len(name) > LABEL_MAX:
             raise ValueError(f"a label is at most {LABEL_MAX} characters")
+        holder = None
         if name:
-            # A label names one session: giving it to this one takes it from any other
-            # (yesterday's "P3" makes way for today's).
-            for other in self._sessions.store.list():
-                if other.id != self.id and other.label.casefold() == name.casefold():
-                    other.label = ""
-                    self._sessions.store.set(other, "label")
-
-        def change(record: SessionRecord) -> None:
-            record.label = name
-
-        return self._change("label", change)
+            records = self._sessions.store.list()
+            _check_not_an_id(name, records)
+            holder = next(
+                (r for r in records if r.id != self.id and r.label.casefold() == name.casefold()), None
+            )
+            if holder is not None and not move:
+                raise LabelTaken(
+                    f"{holder.label!r} is already the label of session {holder.id[:8]}: clear that"
+                    " label first, or pass move=True to move it here"
+                )
+        record = self._record()  # this session still exists before the label leaves the other
+        if holder is not None:
+            holder.label = ""
+            self._sessions.store.set(holder, "label")
+        record.label = name
+        self._sessions.store.set(record, "label")
+        return self
 
     def remove(self) -> None:
         """Forget this session: the participant's next page starts a new, empty one."""

@@ -26,7 +26,7 @@ import tornado.web
 
 import protonb.server
 from protonb.prototype import Prototype
-from protonb.researcher import ReadOnlyError, SessionGone
+from protonb.researcher import LabelTaken, ReadOnlyError, SessionGone
 from protonb.session import cookie_name
 from protonb.store import SessionRecord
 
@@ -316,11 +316,27 @@ class TestChanging(PrototypeCase):
         page = ada.get("/household").body.decode()
         assert 'value="Ada"' not in page and 'value=""' in page
 
-    def test_a_label_moves_from_the_session_that_had_it(self) -> None:
+    def test_a_label_another_session_holds_is_refused_naming_that_session(self) -> None:
+        ada, bob = self.participant(), self.participant()
+        sessions = self.proto.sessions
+        sessions[ada.session_id].label("P7")
+        with pytest.raises(LabelTaken) as refused:
+            sessions[bob.session_id].label("  p7 ")
+        assert str(refused.value) == (
+            f"'P7' is already the label of session {ada.session_id[:8]}: clear that label first,"
+            " or pass move=True to move it here"
+        )
+        assert isinstance(refused.value, ValueError)  # the dashboard's status line shows it
+        assert sessions[ada.session_id].label == "P7"
+        assert sessions[bob.session_id].label == ""
+        assert sessions["P7"].id == ada.session_id
+
+    def test_a_label_moves_from_the_session_that_had_it_only_when_asked(self) -> None:
         ada, bob = self.participant(), self.participant()
         sessions = self.proto.sessions
         sessions[ada.session_id].label("P3")
-        sessions[bob.session_id].label("  p3 ")
+        sessions[ada.session_id].label("P3")  # its own label again: fine
+        sessions[bob.session_id].label("  p3 ", move=True)
         assert sessions[ada.session_id].label == ""
         assert sessions[bob.session_id].label == "p3"
         assert sessions["P3"].id == bob.session_id
@@ -330,6 +346,18 @@ class TestChanging(PrototypeCase):
             sessions[ada.session_id].label(3)  # type: ignore[arg-type]
         sessions[bob.session_id].label("")
         assert "p3" not in sessions
+
+    def test_a_label_that_is_a_session_id_or_its_start_is_refused(self) -> None:
+        ada, bob = self.participant(), self.participant()
+        sessions = self.proto.sessions
+        a, b = sessions[ada.session_id], sessions[bob.session_id]
+        for label in (a.short_id, a.short_id.upper(), a.id, a.id[:5]):
+            with pytest.raises(ValueError, match=f"of session {a.short_id}, so proto.sessions"):
+                b.label(label)
+        assert b.label == ""
+        assert sessions[a.short_id].id == a.id
+        with pytest.raises(ValueError, match=r"is the id of session .*give a label like 'P3' instead"):
+            b.label(a.id)
 
     def test_remove_makes_the_next_request_start_a_new_empty_session(self) -> None:
         ada = self.participant("Ada")
