@@ -21,6 +21,8 @@ from .store import ChangeEvent, SessionRecord, Store
 Path = str | list[Any] | tuple[Any, ...]
 LABEL_MAX = 40
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+#: ``claimant[address][town]``: a name, then bracketed keys to the end, each pair closed.
+_BRACKET_PATH = re.compile(r"([^\[\]]*)((?:\[[^\[\]]*\])+)")
 
 
 class SessionGone(KeyError):
@@ -108,9 +110,15 @@ def parse_path(path: Path) -> list[str]:
     if isinstance(path, (list, tuple)):
         keys = [str(key) for key in path]
     elif isinstance(path, str):
-        if "[" in path and path.endswith("]"):
-            head = path[: path.index("[")]
-            keys = ([head] if head else []) + _BRACKETS.findall(path[len(head) :])
+        if "[" in path or "]" in path:
+            match = _BRACKET_PATH.fullmatch(path)
+            if match is None:
+                raise ValueError(
+                    f"{path!r} is not a path to an answer: its brackets do not pair up;"
+                    " use e.g. 'claimant[first-name]' or 'claimant.first-name'"
+                )
+            head = match.group(1)
+            keys = ([head] if head else []) + _BRACKETS.findall(match.group(2))
         else:
             keys = path.split(".")
     else:
@@ -118,6 +126,16 @@ def parse_path(path: Path) -> list[str]:
     if not keys or any(key == "" for key in keys):
         raise ValueError(f"{path!r} is not a path to an answer: use e.g. 'claimant.first-name'")
     return keys
+
+
+def _refuse_hidden_name(key: str, path: Path) -> None:
+    """Refuse to create a key starting with ``_``: forms skip such names, so no participant
+    could ever change or clear the answer (one already there may still be changed)."""
+    if key.startswith("_"):
+        raise ValueError(
+            f"{path!r} would create {key!r}: names starting with '_' are skipped by forms, so no"
+            " participant could change it; give a name without the leading '_'"
+        )
 
 
 def check_json(value: Any, where: str = "value") -> None:
@@ -316,7 +334,10 @@ class Session:
         return self
 
     def set(self, path: Path, value: Any) -> Session:
-        """Store ``value`` at ``path`` (e.g. ``"claimant.first-name"``), creating dicts on the way."""
+        """Store ``value`` at ``path`` (e.g. ``"claimant.first-name"``), creating dicts on the way.
+
+        A new name starting with ``_`` is refused: no form could ever change it.
+        """
         keys = parse_path(path)
         check_json(value)
         value = thaw(value) if not isinstance(value, tuple) else thaw(list(value))
@@ -329,6 +350,8 @@ class Session:
                 else:
                     nxt = container.get(key)
                     if nxt is None:
+                        if key not in container:
+                            _refuse_hidden_name(key, path)
                         nxt = container[key] = {}
                 if not isinstance(nxt, (dict, list)):
                     where = ".".join(keys[: depth + 1])
@@ -343,6 +366,8 @@ class Session:
                 except (ValueError, IndexError):
                     raise KeyError(f"no item {last!r} in the list at {path!r}") from None
             else:
+                if last not in container:
+                    _refuse_hidden_name(last, path)
                 container[last] = value
 
         return self._change("data", change)

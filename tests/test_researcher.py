@@ -263,6 +263,36 @@ class TestChanging(PrototypeCase):
             session.set("pets.0.name.first", "Tom")
         assert session.data == before
 
+    def test_a_path_whose_brackets_do_not_pair_up_is_refused_and_stores_nothing(self) -> None:
+        self.participant("Ada")
+        session = self.proto.sessions[0]
+        before = copy.deepcopy(session.data)
+        for path in ("a[b", "a]b", "a[b]c", "a[b]]", "a[[b]]", "claimant[first-name", "a[b][c"):
+            with pytest.raises(ValueError, match="its brackets do not pair up"):
+                session.set(path, "v")
+            with pytest.raises(ValueError, match="its brackets do not pair up"):
+                session.delete(path)
+        with pytest.raises(ValueError, match="is not a path to an answer"):
+            session.set("a..b", "v")
+        assert session.data == before
+        session.set("[pets][cat]", "Tom")
+        assert session.get("pets.cat") == "Tom"
+
+    def test_set_refuses_a_new_name_starting_with_underscore_which_no_form_could_change(self) -> None:
+        ada = self.participant("Ada")
+        session = self.proto.sessions[0]
+        before = copy.deepcopy(session.data)
+        for path in ("_x", "claimant._note", "_notes.x", ["claimant", "_note"], "claimant[_note]"):
+            with pytest.raises(ValueError, match="names starting with '_' are skipped by forms"):
+                session.set(path, "v")
+        assert session.data == before
+        # One already there (put by a route function or the defaults) may still be changed.
+        record = self.proto.store.get(session.id)
+        record.data["_seen"] = "no"
+        self.proto.store.set(record, "data")
+        session.set("_seen", "yes")
+        assert session.get("_seen") == "yes" and ada.data()["_seen"] == "yes"
+
     def test_set_of_a_value_that_is_not_json_is_refused_and_stores_nothing(self) -> None:
         self.participant("Ada")
         session = self.proto.sessions[0]
