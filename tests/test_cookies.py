@@ -345,6 +345,14 @@ class TestPhantomSessions(CookieCase):
         assert self.proto.sessions[self.session_id(ada)].pages == ("/", "/name")
         assert self.proto.sessions[self.session_id(ada)].current_page == "/name"
 
+    def test_behind_a_proxy_the_first_page_is_read_from_the_referer_without_the_prefix(self) -> None:
+        prefix = "/user/ada/proxy/3000"
+        ada = Browser(self)
+        ada.get("/", headers={"X-Forwarded-Prefix": prefix})
+        referer = self.get_url(prefix + "/")
+        ada.get("/name", headers={"X-Forwarded-Prefix": prefix, "Referer": referer})
+        assert self.proto.sessions[self.session_id(ada)].pages == ("/", "/name")
+
     def test_a_referer_from_another_site_or_for_a_file_is_not_taken_as_the_first_page(self) -> None:
         for referer in ("https://mail.example.org/inbox", self.get_url("/public/x.css"), "::not a url::"):
             bob = Browser(self)
