@@ -22,6 +22,8 @@ from .store import ChangeEvent, SessionRecord, Store
 Path = str | list[Any] | tuple[Any, ...]
 LABEL_MAX = 40
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+#: ``claimant[address][town]``: a name, then bracketed keys to the end, each pair closed.
+_BRACKET_PATH = re.compile(r"([^\[\]]*)((?:\[[^\[\]]*\])+)")
 
 
 class SessionGone(KeyError):
@@ -29,6 +31,10 @@ class SessionGone(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "the session was removed"
+
+
+class LabelTaken(ValueError):
+    """The label is another session's: clear it there first, or pass ``move=True``."""
 
 
 class ReadOnlyError(TypeError):
@@ -105,9 +111,15 @@ def parse_path(path: Path) -> list[str]:
     if isinstance(path, (list, tuple)):
         keys = [str(key) for key in path]
     elif isinstance(path, str):
-        if "[" in path and path.endswith("]"):
-            head = path[: path.index("[")]
-            keys = ([head] if head else []) + _BRACKETS.findall(path[len(head) :])
+        if "[" in path or "]" in path:
+            match = _BRACKET_PATH.fullmatch(path)
+            if match is None:
+                raise ValueError(
+                    f"{path!r} is not a path to an answer: its brackets do not pair up;"
+                    " use e.g. 'claimant[first-name]' or 'claimant.first-name'"
+                )
+            head = match.group(1)
+            keys = ([head] if head else []) + _BRACKETS.findall(match.group(2))
         else:
             keys = path.split(".")
     else:
@@ -115,6 +127,16 @@ def parse_path(path: Path) -> list[str]:
     if not keys or any(key == "" for key in keys):
         raise ValueError(f"{path!r} is not a path to an answer: use e.g. 'claimant.first-name'")
     return keys
+
+
+def _refuse_hidden_name(key: str, path: Path) -> None:
+    """Refuse to create a key starting with ``_``: forms skip such names, so no participant
+    could ever change or clear the answer (one already there may still be changed)."""
+    if key.startswith("_"):
+        raise ValueError(
+            f"{path!r} would create {key!r}: names starting with '_' are skipped by forms, so no"
+            " participant could change it; give a name without the leading '_'"
+        )
 
 
 def check_json(value: Any, where: str = "value") -> None:
@@ -148,6 +170,29 @@ def _check_text(text: str, where: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{where} holds a lone surrogate, which cannot be stored") from None
+
+
+#: A label this long or longer that starts a session's id would hide that id start.
+ID_START_MIN = 4
+
+
+def _check_not_an_id(name: str, records: list[SessionRecord]) -> None:
+    """Refuse a label that is a session's id, or the start of one (its short id).
+
+    ``proto.sessions[...]`` looks labels up before id starts, so such a label would make
+    that id find the labelled session instead. Labels shorter than ID_START_MIN (``"P3"``)
+    are allowed: nobody finds a session by so few characters, and any id may begin so.
+    """
+    if len(name) < ID_START_MIN:
+        return
+    folded = name.casefold()
+    for record in records:
+        if record.id.casefold().startswith(folded):
+            what = "the id" if len(name) == len(record.id) else "the start of the id"
+            raise ValueError(
+                f"{name!r} is {what} of session {record.id[:8]}, so proto.sessions[{name!r}]"
+                " could find the wrong session: give a label like 'P3' instead"
+            )
 
 
 def _child(container: Any, key: str, path: Path) -> Any:
@@ -209,8 +254,8 @@ def _when(timestamp: float) -> dt.datetime:
 class _Label(str):
     """A session's label: reads as text, and ``session.label("P3")`` sets it."""
 
-    def __call__(self, name: str) -> Session:
-        return self._session.set_label(name)  # type: ignore[attr-defined,no-any-return]
+    def __call__(self, name: str, *, move: bool = False) -> Session:
+        return self._session.set_label(name, move=move)  # type: ignore[attr-defined,no-any-return]
 
 
 class Session:
@@ -290,7 +335,10 @@ class Session:
         return self
 
     def set(self, path: Path, value: Any) -> Session:
-        """Store ``value`` at ``path`` (e.g. ``"claimant.first-name"``), creating dicts on the way."""
+        """Store ``value`` at ``path`` (e.g. ``"claimant.first-name"``), creating dicts on the way.
+
+        A new name starting with ``_`` is refused: no form could ever change it.
+        """
         keys = parse_path(path)
         check_json(value)
         value = thaw(value) if not isinstance(value, tuple) else thaw(list(value))
@@ -303,6 +351,8 @@ class Session:
                 else:
                     nxt = container.get(key)
                     if nxt is None:
+                        if key not in container:
+                            _refuse_hidden_name(key, path)
                         nxt = container[key] = {}
                 if not isinstance(nxt, (dict, list)):
                     where = ".".join(keys[: depth + 1])
@@ -317,6 +367,8 @@ class Session:
                 except (ValueError, IndexError):
                     raise KeyError(f"no item {last!r} in the list at {path!r}") from None
             else:
+                if last not in container:
+                    _refuse_hidden_name(last, path)
                 container[last] = value
 
         return self._change("data", change)
@@ -354,28 +406,38 @@ class Session:
 
         return self._change("data", change)
 
-    def set_label(self, name: str) -> Session:
+    def set_label(self, name: str, *, move: bool = False) -> Session:
         """Give the session a name to know it by (``"P3"``); ``""`` removes it.
 
-        Labels are unique: a label another session had moves to this one.
+        A label names one session: one that another session holds is refused (LabelTaken)
+        unless ``move=True`` takes it from that session on purpose. A label that is a session's
+        id, or the start of one, is refused too: ``proto.sessions[...]`` would find the wrong
+        session by it.
         """
         if not isinstance(name, str):
             raise TypeError("a label is text, like 'P3'")
         name = " ".join(name.split())
         if len(name) > LABEL_MAX:
             raise ValueError(f"a label is at most {LABEL_MAX} characters")
+        holder = None
         if name:
-            # A label names one session: giving it to this one takes it from any other
-            # (yesterday's "P3" makes way for today's).
-            for other in self._sessions.store.list():
-                if other.id != self.id and other.label.casefold() == name.casefold():
-                    other.label = ""
-                    self._sessions.store.set(other, "label")
-
-        def change(record: SessionRecord) -> None:
-            record.label = name
-
-        return self._change("label", change)
+            records = self._sessions.store.list()
+            _check_not_an_id(name, records)
+            holder = next(
+                (r for r in records if r.id != self.id and r.label.casefold() == name.casefold()), None
+            )
+            if holder is not None and not move:
+                raise LabelTaken(
+                    f"{holder.label!r} is already the label of session {holder.id[:8]}: clear that"
+                    " label first, or pass move=True to move it here"
+                )
+        record = self._record()  # this session still exists before the label leaves the other
+        if holder is not None:
+            holder.label = ""
+            self._sessions.store.set(holder, "label")
+        record.label = name
+        self._sessions.store.set(record, "label")
+        return self
 
     def remove(self) -> None:
         """Forget this session: the participant's next page starts a new, empty one."""

@@ -1,6 +1,8 @@
 """The Tornado application that serves a prototype and keeps each participant's answers.
 
-Every request other than a static file goes through the same steps, in the kit's order:
+A request for a file (anything under ``/public/``, or a GET of a path like ``/favicon.ico``
+that no template or route answers) never loads or stores a session. Every other request
+goes through the same steps, in the kit's order:
 read the query string and body (a limit broken answers 4xx and stores nothing), load the
 participant's session from the signed cookie, store the fields by the kit's rules, run a
 route function if one matches, save the session, and only then answer: render the view,
@@ -219,6 +221,9 @@ class PageHandler(tornado.web.RequestHandler):
         if self.site.password is not None and auth.stop_at_password(self, method, path):
             return
         self.site.notice_changes()
+        if method == "GET" and "." in path and self._asks_for_a_file(path):
+            self._not_found(path)  # no session loaded, stored or touched; no cookie
+            return
         try:
             query = forms.parse_query(self.request.query)
             body = self._parse_body() if method == "POST" else {}
@@ -259,6 +264,24 @@ class PageHandler(tornado.web.RequestHandler):
         else:
             self._render_view(path, view_data)
 
+    def _asks_for_a_file(self, path: str) -> bool:
+        """Whether a GET asks for a file (``/favicon.ico``, ``/x.css``) rather than a page.
+
+        Browsers fetch some files by themselves (``/favicon.ico``), and a missing stylesheet
+        is asked for on every page: such requests must leave no session behind. A file is a
+        path whose last segment has a suffix other than a view's (``.html``) that neither a
+        route function nor a template answers. Only paths with a dot are asked.
+        """
+        last = path[path.rfind("/") + 1 :]
+        if "." not in last or _SUFFIX.search(last):
+            return False
+        if self.site.find_route("GET", path):
+            return False
+        try:
+            return find_view(self.site.env, self.site.folder.templates, path) is None
+        except Exception:  # a view that does not compile: a page, which shows its error
+            return False
+
     def _parse_body(self) -> dict[str, Any]:
         raw_type = self.request.headers.get("Content-Type", "")
         media_type, _, params = raw_type.partition(";")
@@ -293,7 +316,9 @@ class PageHandler(tornado.web.RequestHandler):
 
         Without a valid cookie the new session is stored only if this request changes its
         data. A valid cookie whose session is gone (never stored, removed by the researcher,
-        expired) proves the browser keeps cookies: its new session is stored at once.
+        expired) proves the browser keeps cookies: its new session is stored at once, with
+        the page the browser came from (its first page, which was not stored) as its first.
+        Requests for files never get here (``_asks_for_a_file``).
         """
         site = self.site
         name = cookie_name(self.settings["prototype_id"])
@@ -308,7 +333,37 @@ class PageHandler(tornado.web.RequestHandler):
         record = self._current_record(successor)
         if record is not None:
             return LiveSession.resume(record, site.with_defaults(record.data), cookie_fresh=False)
-        return LiveSession.start(site.defaults(), successor, keep=True)
+        live = LiveSession.start(site.defaults(), successor, keep=True)
+        came_from = self._referring_page()
+        if came_from:
+            live.record.visit(came_from)
+        return live
+
+    def _referring_page(self) -> str:
+        """The page of this prototype the browser came from (its ``Referer``), or ``""``.
+
+        Read only when a returning browser's session is first stored: its first page gave it
+        a cookie and stored nothing, and the next page's Referer is usually that first page.
+        Another site's address, another prototype's path or a file's is ignored.
+        """
+        referer = self.request.headers.get("Referer")
+        if not referer:
+            return ""
+        try:
+            parts = urllib.parse.urlsplit(referer)
+        except ValueError:
+            return ""
+        hosts = {self.request.host.lower(), self.request.headers.get("X-Forwarded-Host", "").lower()}
+        if not parts.netloc or parts.netloc.lower() not in hosts:
+            return ""
+        path, prefix = parts.path, self.url_prefix
+        if prefix:
+            if path != prefix and not path.startswith(prefix + "/"):
+                return ""
+            path = path[len(prefix) :] or "/"
+        if not path.startswith("/") or "." in path:
+            return ""
+        return path
 
     def _current_record(self, session_id: str) -> SessionRecord | None:
         """The stored session, or None; an expired one is deleted from the store here."""
@@ -588,10 +643,11 @@ def make_app(site: PrototypeSite) -> tornado.web.Application:
     """The Tornado application for one prototype."""
     _let_protonb_count_fields()
     keys = site.keys
-    handlers: list[Any] = []
-    if site.folder.public.is_dir():
-        handlers.append((r"/public/(.*)", PublicFileHandler, {"path": str(site.folder.public)}))
-    handlers.append((r"/.*", PageHandler, {"site": site}))
+    # /public/... is always a file, even before the folder exists: it never touches a session.
+    handlers: list[Any] = [
+        (r"/public/(.*)", PublicFileHandler, {"path": str(site.folder.public)}),
+        (r"/.*", PageHandler, {"site": site}),
+    ]
     app = tornado.web.Application(
         handlers,
         cookie_secret=keys.secrets,

@@ -300,11 +300,65 @@ class TestBadCookies(CookieCase):
 
 class TestPhantomSessions(CookieCase):
     def test_requests_without_a_cookie_store_nothing(self) -> None:
-        for path in ("/", "/name", "/dump", "/no-such-page", "/wp-login.php", "/?_ga=1", "/name.html"):
+        for path in ("/", "/name", "/dump", "/no-such-page", "/?_ga=1", "/name.html"):
             response = Browser(self).get(path)
             assert response.code in (200, 302, 404)
             assert self.cookie_name in "".join(response.headers.get_list("Set-Cookie")), path
+        # A file is no page: not even a cookie.
+        response = Browser(self).get("/wp-login.php")
+        assert response.code == 404 and response.headers.get_list("Set-Cookie") == []
         assert self.stored_ids() == set()
+
+    def test_files_a_browser_fetches_after_its_first_page_store_no_session(self) -> None:
+        ada = Browser(self)
+        ada.get("/")
+        for path in ("/favicon.ico", "/public/x.css", "/css/site.css", "/robots.txt", "/favicon.ico?a=1"):
+            response = ada.get(path)
+            assert response.code == 404, path
+            assert ada.set_cookies == [], path
+        assert self.stored_ids() == set()
+        ada.get("/name")  # the next page is what stores the session
+        assert self.stored_ids() == {self.session_id(ada)}
+        assert self.proto.sessions[0].data == DEFAULTS
+
+    def test_a_file_request_leaves_a_stored_session_as_it_was(self) -> None:
+        ada = self.ada()
+        before = self.proto.sessions[0].to_dict()
+        time.sleep(1.1)  # past VISIT_SAVE_SECONDS: a touch would change last_active
+        for path in ("/favicon.ico?first-name=Eve", "/public/x.css?first-name=Eve"):
+            assert ada.get(path).code == 404, path
+            assert ada.set_cookies == [], path
+        assert self.proto.sessions[0].to_dict() == before
+
+    def test_a_dotted_path_that_a_template_answers_is_a_page(self) -> None:
+        (self.root / "templates" / "notes.v2.html").write_text("<h1>Notes</h1>", encoding="utf-8")
+        ada = Browser(self)
+        ada.get("/")
+        response = ada.get("/notes.v2?topic=rent")
+        assert response.code == 200 and b"<h1>Notes</h1>" in response.body
+        assert self.proto.sessions[self.session_id(ada)].data["topic"] == "rent"
+
+    def test_the_first_page_is_in_pages_when_the_next_page_names_it_as_referer(self) -> None:
+        ada = Browser(self)
+        ada.get("/")
+        ada.get("/name", headers={"Referer": self.get_url("/")})
+        assert self.proto.sessions[self.session_id(ada)].pages == ("/", "/name")
+        assert self.proto.sessions[self.session_id(ada)].current_page == "/name"
+
+    def test_behind_a_proxy_the_first_page_is_read_from_the_referer_without_the_prefix(self) -> None:
+        prefix = "/user/ada/proxy/3000"
+        ada = Browser(self)
+        ada.get("/", headers={"X-Forwarded-Prefix": prefix})
+        referer = self.get_url(prefix + "/")
+        ada.get("/name", headers={"X-Forwarded-Prefix": prefix, "Referer": referer})
+        assert self.proto.sessions[self.session_id(ada)].pages == ("/", "/name")
+
+    def test_a_referer_from_another_site_or_for_a_file_is_not_taken_as_the_first_page(self) -> None:
+        for referer in ("https://mail.example.org/inbox", self.get_url("/public/x.css"), "::not a url::"):
+            bob = Browser(self)
+            bob.get("/")
+            bob.get("/name", headers={"Referer": referer})
+            assert self.proto.sessions[self.session_id(bob)].pages == ("/name",), referer
 
     def test_the_first_page_gives_a_cookie_and_the_second_stores_the_session(self) -> None:
         ada = Browser(self)

@@ -26,7 +26,7 @@ import tornado.web
 
 import protonb.server
 from protonb.prototype import Prototype
-from protonb.researcher import ReadOnlyError, SessionGone
+from protonb.researcher import LabelTaken, ReadOnlyError, SessionGone
 from protonb.session import cookie_name
 from protonb.store import SessionRecord
 
@@ -270,6 +270,36 @@ class TestChanging(PrototypeCase):
             session.set("pets.0.name.first", "Tom")
         assert session.data == before
 
+    def test_a_path_whose_brackets_do_not_pair_up_is_refused_and_stores_nothing(self) -> None:
+        self.participant("Ada")
+        session = self.proto.sessions[0]
+        before = copy.deepcopy(session.data)
+        for path in ("a[b", "a]b", "a[b]c", "a[b]]", "a[[b]]", "claimant[first-name", "a[b][c"):
+            with pytest.raises(ValueError, match="its brackets do not pair up"):
+                session.set(path, "v")
+            with pytest.raises(ValueError, match="its brackets do not pair up"):
+                session.delete(path)
+        with pytest.raises(ValueError, match="is not a path to an answer"):
+            session.set("a..b", "v")
+        assert session.data == before
+        session.set("[pets][cat]", "Tom")
+        assert session.get("pets.cat") == "Tom"
+
+    def test_set_refuses_a_new_name_starting_with_underscore_which_no_form_could_change(self) -> None:
+        ada = self.participant("Ada")
+        session = self.proto.sessions[0]
+        before = copy.deepcopy(session.data)
+        for path in ("_x", "claimant._note", "_notes.x", ["claimant", "_note"], "claimant[_note]"):
+            with pytest.raises(ValueError, match="names starting with '_' are skipped by forms"):
+                session.set(path, "v")
+        assert session.data == before
+        # One already there (put by a route function or the defaults) may still be changed.
+        record = self.proto.store.get(session.id)
+        record.data["_seen"] = "no"
+        self.proto.store.set(record, "data")
+        session.set("_seen", "yes")
+        assert session.get("_seen") == "yes" and ada.data()["_seen"] == "yes"
+
     def test_set_of_a_value_that_is_not_json_is_refused_and_stores_nothing(self) -> None:
         self.participant("Ada")
         session = self.proto.sessions[0]
@@ -323,11 +353,27 @@ class TestChanging(PrototypeCase):
         page = ada.get("/household").body.decode()
         assert 'value="Ada"' not in page and 'value=""' in page
 
-    def test_a_label_moves_from_the_session_that_had_it(self) -> None:
+    def test_a_label_another_session_holds_is_refused_naming_that_session(self) -> None:
+        ada, bob = self.participant(), self.participant()
+        sessions = self.proto.sessions
+        sessions[ada.session_id].label("P7")
+        with pytest.raises(LabelTaken) as refused:
+            sessions[bob.session_id].label("  p7 ")
+        assert str(refused.value) == (
+            f"'P7' is already the label of session {ada.session_id[:8]}: clear that label first,"
+            " or pass move=True to move it here"
+        )
+        assert isinstance(refused.value, ValueError)  # the dashboard's status line shows it
+        assert sessions[ada.session_id].label == "P7"
+        assert sessions[bob.session_id].label == ""
+        assert sessions["P7"].id == ada.session_id
+
+    def test_a_label_moves_from_the_session_that_had_it_only_when_asked(self) -> None:
         ada, bob = self.participant(), self.participant()
         sessions = self.proto.sessions
         sessions[ada.session_id].label("P3")
-        sessions[bob.session_id].label("  p3 ")
+        sessions[ada.session_id].label("P3")  # its own label again: fine
+        sessions[bob.session_id].label("  p3 ", move=True)
         assert sessions[ada.session_id].label == ""
         assert sessions[bob.session_id].label == "p3"
         assert sessions["P3"].id == bob.session_id
@@ -337,6 +383,18 @@ class TestChanging(PrototypeCase):
             sessions[ada.session_id].label(3)  # type: ignore[arg-type]
         sessions[bob.session_id].label("")
         assert "p3" not in sessions
+
+    def test_a_label_that_is_a_session_id_or_its_start_is_refused(self) -> None:
+        ada, bob = self.participant(), self.participant()
+        sessions = self.proto.sessions
+        a, b = sessions[ada.session_id], sessions[bob.session_id]
+        for label in (a.short_id, a.short_id.upper(), a.id, a.id[:5]):
+            with pytest.raises(ValueError, match=f"of session {a.short_id}, so proto.sessions"):
+                b.label(label)
+        assert b.label == ""
+        assert sessions[a.short_id].id == a.id
+        with pytest.raises(ValueError, match=r"is the id of session .*give a label like 'P3' instead"):
+            b.label(a.id)
 
     def test_remove_makes_the_next_request_start_a_new_empty_session(self) -> None:
         ada = self.participant("Ada")

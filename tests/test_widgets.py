@@ -7,6 +7,7 @@ through the comm. What the table would send to the browser is captured from its 
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pytest
@@ -177,6 +178,17 @@ class TestDetailPane(DashboardCase):
         self.settle()
         assert self.proto.sessions["P3"].id == ada.session_id
         assert self.rows()[ada.session_id]["label"] == "P3"
+
+    def test_a_label_another_session_holds_is_an_error_in_the_status_line(self) -> None:
+        ada, bob = self.participant("Ada"), self.participant("Bob")
+        self.proto.sessions[ada.session_id].label("P7")
+        self.select(bob.session_id)
+        self.dash.detail.label_text.value = "P7"
+        self.dash.detail.set_label.click()
+        shown = html.unescape(self.status())
+        assert f"'P7' is already the label of session {ada.session_id[:8]}: clear that label first" in shown
+        assert self.proto.sessions["P7"].id == ada.session_id
+        assert self.proto.sessions[bob.session_id].label == ""
 
     def test_clear_asks_first_and_then_empties_the_participants_pages(self) -> None:
         ada = self.participant("Ada")
