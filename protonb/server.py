@@ -238,7 +238,7 @@ class PageHandler(tornado.web.RequestHandler):
             forms.store_data(body, live.data)
             forms.store_data(query, live.data)
             view_data = live.data
-        if "." not in path:
+        if _names_a_page(path):
             live.record.visit(path)
         outcome = self._run_route(method, path, query, body, live)
         if managed and method == "POST" and path == CLEAR_DATA_PATH and outcome is None:
@@ -361,7 +361,7 @@ class PageHandler(tornado.web.RequestHandler):
             if path != prefix and not path.startswith(prefix + "/"):
                 return ""
             path = path[len(prefix) :] or "/"
-        if not path.startswith("/") or "." in path:
+        if not path.startswith("/") or path.startswith("/public/") or not _names_a_page(path):
             return ""
         return path
 
@@ -591,6 +591,12 @@ class PublicFileHandler(tornado.web.StaticFileHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.finish(f"{status_code}: no such file in public/")
+
+
+def _names_a_page(path: str) -> bool:
+    """Whether ``path`` names a page to note in the participant's history: no suffix on its
+    last part (``/v1.2/name`` is a page, ``/name.html`` and ``/favicon.ico`` are not)."""
+    return "." not in path[path.rfind("/") + 1 :]
 
 
 def _route_failure_text(failure: _RouteFailure) -> str:

@@ -338,6 +338,14 @@ class TestPhantomSessions(CookieCase):
         assert response.code == 200 and b"<h1>Notes</h1>" in response.body
         assert self.proto.sessions[self.session_id(ada)].data["topic"] == "rent"
 
+    def test_a_page_in_a_dotted_folder_is_noted_in_the_participants_pages(self) -> None:
+        (self.root / "templates" / "v1.2").mkdir()
+        (self.root / "templates" / "v1.2" / "name.html").write_text("<h1>Name</h1>", encoding="utf-8")
+        ada = Browser(self)
+        ada.get("/")
+        assert ada.get("/v1.2/name").code == 200
+        assert self.proto.sessions[self.session_id(ada)].current_page == "/v1.2/name"
+
     def test_the_first_page_is_in_pages_when_the_next_page_names_it_as_referer(self) -> None:
         ada = Browser(self)
         ada.get("/")
@@ -354,7 +362,12 @@ class TestPhantomSessions(CookieCase):
         assert self.proto.sessions[self.session_id(ada)].pages == ("/", "/name")
 
     def test_a_referer_from_another_site_or_for_a_file_is_not_taken_as_the_first_page(self) -> None:
-        for referer in ("https://mail.example.org/inbox", self.get_url("/public/x.css"), "::not a url::"):
+        for referer in (
+            "https://mail.example.org/inbox",
+            self.get_url("/public/x.css"),
+            self.get_url("/public/leaflet"),
+            "::not a url::",
+        ):
             bob = Browser(self)
             bob.get("/")
             bob.get("/name", headers={"Referer": referer})
