@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +49,10 @@ VISIT_FLUSH_SECONDS = 0.05
 _UPDATE_VISIT = "UPDATE sessions SET last_active = ?, current_page = ?, pages = ? WHERE id = ?"
 #: While someone listens, how often the file is checked for another process's changes.
 OTHER_WRITERS_SECONDS = 0.5
+#: After the store file or its WAL was written, how long every use asks whether another
+#: connection committed: a commit is written to the WAL (which is what is told) before its
+#: sync to the disk ends, and only then do readers see it, with nothing more to tell.
+COMMIT_VISIBLE_SECONDS = 2.0
 
 
 class SQLiteStore:
@@ -77,6 +82,7 @@ class SQLiteStore:
         self._listeners = 0
         self._follow: asyncio.TimerHandle | None = None
         self._closed = False
+        self._ask_version_until = 0.0
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -174,8 +180,11 @@ class SQLiteStore:
         db = self._conn
         watch = self._watch
         assert watch is not None
+        now = time.monotonic()
         written, wal = watch.changed("written"), watch.changed("wal")
         if written or wal:  # this store's own commits count too: then the version is the same
+            self._ask_version_until = now + COMMIT_VISIBLE_SECONDS
+        if now <= self._ask_version_until:
             version = db.execute("PRAGMA data_version").fetchone()[0]
             if version != self._data_version:
                 self._rows.clear()

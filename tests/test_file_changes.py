@@ -10,6 +10,7 @@ trusted (a symbolic link in templates/), protonb checks the files' times instead
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -302,3 +303,42 @@ def test_a_link_as_a_watched_file_turns_the_watch_off(tmp_path: Path) -> None:
     watch = FolderWatch()
     watch.add("settings", tmp_path / "settings.json")
     assert not watch.active and watch.changed("settings")
+
+
+class _CommitNotYetVisible:
+    """A connection whose first ``PRAGMA data_version`` answers as before another process's
+    commit became visible: as when the commit is written to the WAL (the file change is
+    told) but its sync to the disk has not finished, so readers do not see it yet."""
+
+    def __init__(self, db: sqlite3.Connection, version_before: int) -> None:
+        self.db, self.version_before = db, version_before
+
+    def execute(self, sql: str, *args: object) -> object:
+        if sql == "PRAGMA data_version" and self.version_before is not None:
+            before, self.version_before = self.version_before, None
+            return self.db.execute("SELECT ?", (before,))
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+
+@linux_only
+def test_another_stores_commit_told_before_it_was_visible_is_read_after_all(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    here, there = SQLiteStore(path), SQLiteStore(path)
+    sid = "w" * 24
+    try:
+        here.set(SessionRecord(id=sid, data={"name": "Ada"}), "created")
+        assert here.get(sid).data == {"name": "Ada"}  # now in this store's cache
+        version_before = here._data_version
+        record = there.get(sid)
+        record.data["name"] = "Grace"
+        there.set(record)
+        here._db = _CommitNotYetVisible(here._db, version_before)  # type: ignore[assignment]
+        assert here.get(sid).data == {"name": "Ada"}  # the change is told, the commit not seen
+        assert here.get(sid).data == {"name": "Grace"}  # no further change is told: still seen
+    finally:
+        here._db = getattr(here._db, "db", here._db)
+        here.close()
+        there.close()
