@@ -130,10 +130,7 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         """The connection, to a store file created again if it was deleted meanwhile."""
         if self._closed:
-            raise StoreClosed(
-                f"The session store {self.path} was closed (proto.close()): open the folder again"
-                " with protonb.Prototype(...) to see its sessions."
-            )
+            self._refuse_closed()
         watch = self._watch
         assert watch is not None
         watch.poll()
@@ -152,6 +149,12 @@ class SQLiteStore:
             self._db.close()
             self._db = self._connect()
         return self._db
+
+    def _refuse_closed(self) -> None:
+        raise StoreClosed(
+            f"The session store {self.path} was closed (proto.close()): open the folder again"
+            " with protonb.Prototype(...) to see its sessions."
+        )
 
     def _durable(self) -> sqlite3.Connection:
         """The connection, set to sync every commit to the disk (answers, labels, removals),
@@ -379,9 +382,11 @@ class SQLiteStore:
         """Call ``listener(event)`` after every change. Subscribed while an event loop runs
         (a notebook cell, a server), the changes another process makes to the file are told
         too, within OTHER_WRITERS_SECONDS."""
+        if self._closed:
+            self._refuse_closed()
         unsubscribe = self._hub.subscribe(listener)
         self._listeners += 1
-        if self._listeners == 1:
+        if self._known is None:  # (the first listeners may have come while no loop ran)
             self._start_following()
         done = False
 
@@ -419,6 +424,7 @@ class SQLiteStore:
 
     def _follow_others(self) -> None:
         """Tell the listeners what other processes changed since the last look."""
+        self._follow = None  # this one has run: a listener told below may start following anew
         try:
             self._check_other_writers()
             if self._others_wrote and self._known is not None:
@@ -426,7 +432,7 @@ class SQLiteStore:
                 self._tell_other_changes()
         except Exception:
             log.exception("checking the session store for other processes' changes failed")
-        if self._known is not None:
+        if self._known is not None and self._follow is None:
             self._schedule_follow()
 
     def _tell_other_changes(self) -> None:

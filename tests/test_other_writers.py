@@ -136,3 +136,61 @@ def test_the_dashboard_shows_answers_given_to_a_server_in_another_process(tmp_pa
     finally:
         here.close()
         there.close()
+
+
+def test_a_listener_leaving_and_coming_back_in_its_callback_leaves_one_check_running(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    here, there = SQLiteStore(path), SQLiteStore(path)
+    heard: list[str] = []
+    stops: list[Callable[[], None]] = []
+
+    def listener(event: ChangeEvent) -> None:
+        heard.append(event.session_id)
+        stops.pop()()
+        stops.append(here.subscribe(listener))
+
+    async def body() -> None:
+        stops.append(here.subscribe(listener))
+        there.set(SessionRecord(id="r" * 24, data={}), "created")
+        await _until(lambda: len(heard) == 1)
+        loop = asyncio.get_running_loop()
+        timers = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+        assert len(timers) == 1
+        stops.pop()()
+
+    try:
+        _run(body)
+    finally:
+        here.close()
+        there.close()
+
+
+def test_a_listener_from_before_any_loop_ran_does_not_stop_a_later_one_hearing_others(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    here, there = SQLiteStore(path), SQLiteStore(path)
+    early: list[ChangeEvent] = []
+    here.subscribe(early.append)  # e.g. proto.on_change in a script, before any server ran
+    heard: list[ChangeEvent] = []
+
+    async def body() -> None:
+        stop = here.subscribe(heard.append)
+        there.set(SessionRecord(id="e" * 24, data={"name": "Ada"}), "created")
+        await _until(lambda: len(heard) == 1)
+        assert heard[0].record.data == {"name": "Ada"} and len(early) == 1
+        stop()
+
+    try:
+        _run(body)
+    finally:
+        here.close()
+        there.close()
+
+
+def test_a_closed_store_refuses_a_listener_and_counts_none(tmp_path: Path) -> None:
+    from protonb.store import StoreClosed
+
+    here = SQLiteStore(tmp_path / "sessions.sqlite3")
+    here.close()
+    with pytest.raises(StoreClosed, match="was closed"):
+        here.subscribe(lambda event: None)
+    assert here._listeners == 0
