@@ -134,9 +134,13 @@ def _cannot_listen(exc: OSError | UnicodeError, host: str, port: int) -> OSError
 
 
 def browse_host(host: str) -> str:
-    """The host part of a URL for ``host`` (a wildcard address is shown as 127.0.0.1)."""
-    if host in ("", "0.0.0.0", "::"):
+    """The host part of a URL that reaches a server listening on ``host``: every IPv4
+    address (or both kinds) is reached at 127.0.0.1; every IPv6 address only, ``::``, which
+    is listened on for IPv6 alone, at [::1]."""
+    if host in ("", "0", "0.0.0.0"):
         return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
     return f"[{host}]" if ":" in host else host
 
 

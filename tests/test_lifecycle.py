@@ -139,6 +139,20 @@ class TestStartingAgain(LifecycleCase):
         self.assert_still_serving(proto, new_url, browser)
 
 
+class TestTheLinkShown(LifecycleCase):
+    def test_every_address_is_shown_as_an_address_that_answers(self) -> None:
+        for host in ("0.0.0.0", "0", "::"):
+            if host == "::" and not socket.has_ipv6:
+                continue
+            proto = Prototype(self.root, password="a study password")
+            self.started.append(proto)
+            url = proto.start(host=host, port=0, show=False)
+            assert "//0:" not in url and "//0.0.0.0:" not in url and "[::]" not in url, url
+            response = Browser(self, url.rstrip("/")).get("/")
+            assert response.code in (200, 303), (host, url, response.code)
+            proto.close()
+
+
 class TestAClosedPrototype(ServerCase):
     def test_start_after_close_says_to_make_a_new_one_and_leaves_nothing_listening(self) -> None:
         self.proto.close()
