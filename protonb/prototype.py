@@ -162,8 +162,10 @@ class Prototype:
     def start(self, port: int | None = None, host: str = "127.0.0.1", *, show: bool = True) -> str:
         """Serve the prototype on the running event loop; return its URL at once.
 
-        With no ``port`` a free one is picked; if this folder is already being served (a
-        cell run again), that server is replaced on the same port. If the new server cannot
+        With no ``port`` the folder's port in this kernel is kept: if this folder is being
+        served (a cell run again), that server is replaced on the same port; if it was served
+        and stopped, its port is taken again while it is free. Else a free one is picked.
+        If the new server cannot
         start (a port in use, a host that is not this computer's), whatever served before
         goes on serving.
         """
@@ -172,9 +174,16 @@ class Prototype:
         host = runner.check_host(host)
         key = str(self.folder.root)
         previous = runner.registered(key)
-        if port is None and previous is not None and previous.port:
-            port = previous.port
-        server = self._listen(previous, host, port or 0)
+        running = previous is not None and previous.port
+        wanted = port
+        if wanted is None:
+            wanted = previous.port if running else runner.last_port(key)  # type: ignore[union-attr]
+        try:
+            server = self._listen(previous, host, wanted or 0)
+        except runner.PortInUse:
+            if port is not None or running:
+                raise
+            server = self._listen(previous, host, 0)  # its old port is taken now: a free one
         # The new server listens: only now is what served before stopped and let go.
         if previous is not None:
             previous.stop()
@@ -221,7 +230,7 @@ class Prototype:
     def _adopt(self, server: runner.RunningServer) -> None:
         """Serve with ``server`` (already listening): the folder's server from now on."""
         self._server = server
-        runner.register(str(self.folder.root), self)
+        runner.register(str(self.folder.root), self, server.port)
         self.purge_expired()
         self._purger = tornado.ioloop.PeriodicCallback(self.purge_expired, PURGE_EVERY_SECONDS * 1000)
         self._purger.start()

@@ -139,6 +139,33 @@ class TestStartingAgain(LifecycleCase):
         self.assert_still_serving(proto, new_url, browser)
 
 
+class TestStoppedAndStartedAgain(LifecycleCase):
+    def test_a_stopped_prototype_started_again_keeps_its_link(self) -> None:
+        proto, url, browser = self.serving_with_an_answer()
+        proto.stop()
+        assert proto.start(show=False).rstrip("/") == url  # the participants' link works again
+        self.assert_still_serving(proto, url, browser)
+
+    def test_a_new_prototype_for_a_stopped_folder_takes_its_old_port(self) -> None:
+        proto, url, browser = self.serving_with_an_answer()
+        proto.close()
+        again = Prototype(self.root)
+        self.started.append(again)
+        assert again.start(show=False).rstrip("/") == url
+        self.assert_still_serving(again, url, browser)
+
+    def test_when_its_old_port_was_taken_meanwhile_a_free_one_is_picked(self) -> None:
+        proto, url, _ = self.serving_with_an_answer()
+        old_port = proto.port
+        proto.stop()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the closed connections
+            taken.bind(("127.0.0.1", old_port))
+            taken.listen()
+            new_url = proto.start(show=False).rstrip("/")
+        assert new_url != url and proto.running
+
+
 class TestTheLinkShown(LifecycleCase):
     def test_every_address_is_shown_as_an_address_that_answers(self) -> None:
         for host in ("0.0.0.0", "0", "::"):
