@@ -221,7 +221,7 @@ class PageHandler(tornado.web.RequestHandler):
         if self.site.password is not None and auth.stop_at_password(self, method, path):
             return
         self.site.notice_changes()
-        if method == "GET" and "." in path and self._asks_for_a_file(path):
+        if method == "GET" and ("." in path or "%" in path) and self._asks_for_a_file(path):
             self._not_found(path)  # no session loaded, stored or touched; no cookie
             return
         try:
@@ -272,7 +272,7 @@ class PageHandler(tornado.web.RequestHandler):
         path whose last segment has a suffix other than a view's (``.html``) that neither a
         route function nor a template answers. Only paths with a dot are asked.
         """
-        last = path[path.rfind("/") + 1 :]
+        last = urllib.parse.unquote(path[path.rfind("/") + 1 :])
         if "." not in last or _SUFFIX.search(last):
             return False
         if self.site.find_route("GET", path):
