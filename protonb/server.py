@@ -38,6 +38,7 @@ from .session import (
     cookie_name,
     expired,
     is_session_id,
+    signed_at,
     successor_id,
 )
 from .store import SessionRecord, Store, dumps_data
@@ -55,6 +56,8 @@ TORNADO_FIELD_CEILING = 20_000
 DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 _POST_REDIRECTS = re.compile(r"/[^.]+")
 _SUFFIX = re.compile(r"\.(html|htm|njk)$")
+#: A returning browser whose cookie was signed this recently came from its first page.
+FIRST_PAGE_SECONDS = 600
 #: A path of plain segments (letters, digits, - and _): already as safe_location would make it.
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_-]+)+")
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -334,9 +337,14 @@ class PageHandler(tornado.web.RequestHandler):
         if record is not None:
             return LiveSession.resume(record, site.with_defaults(record.data), cookie_fresh=False)
         live = LiveSession.start(site.defaults(), successor, keep=True)
-        came_from = self._referring_page()
-        if came_from:
-            live.record.visit(came_from)
+        signed = signed_at(self.get_cookie(name) or "")
+        if signed is not None and time.time() - signed < FIRST_PAGE_SECONDS:
+            # A cookie this young was given by the first page, most likely: the browser's.
+            # An older one named a session that is gone (removed, expired), and the page it
+            # comes from was the previous session's.
+            came_from = self._referring_page()
+            if came_from:
+                live.record.visit(came_from)
         return live
 
     def _referring_page(self) -> str:

@@ -355,6 +355,21 @@ class TestPhantomSessions(CookieCase):
         assert self.proto.sessions[self.session_id(ada)].pages == ("/", "/name")
         assert self.proto.sessions[self.session_id(ada)].current_page == "/name"
 
+    def test_after_a_session_is_removed_the_next_one_does_not_start_with_the_last_page_seen(self) -> None:
+        ada = Browser(self)
+        ada.get("/")
+        ada.get("/name", headers={"Referer": self.get_url("/")})
+        sid = self.session_id(ada)
+        self.proto.sessions[sid].remove()  # the researcher, before the next participant
+        keys = self.proto.site.keys
+        then = time.time() - 1200
+        signed = tornado.web.create_signed_value(
+            keys.secrets, self.cookie_name, sid, key_version=keys.key_version, clock=lambda: then
+        )
+        ada.cookies[self.cookie_name] = signed.decode()  # given 20 minutes ago
+        ada.get("/", headers={"Referer": self.get_url("/name")})
+        assert self.proto.sessions[self.session_id(ada)].pages == ("/",)
+
     def test_behind_a_proxy_the_first_page_is_read_from_the_referer_without_the_prefix(self) -> None:
         prefix = "/user/ada/proxy/3000"
         ada = Browser(self)
