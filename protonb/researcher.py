@@ -210,7 +210,11 @@ def _child(container: Any, key: str, path: Path) -> Any:
 
 def count_answers(data: Mapping[str, Any], defaults: Mapping[str, Any]) -> int:
     """How many answers a session holds: leaf values, not counting untouched defaults."""
-    total = 0
+    return sum(1 for _ in answers_given(data, defaults))
+
+
+def answers_given(data: Mapping[str, Any], defaults: Mapping[str, Any]) -> Iterator[Any]:
+    """The session's answers: its leaf values, but those still as the defaults set them."""
     stack: list[tuple[Any, Any]] = [(data, defaults)]
     while stack:
         item, default = stack.pop()
@@ -222,8 +226,7 @@ def count_answers(data: Mapping[str, Any], defaults: Mapping[str, Any]) -> int:
         elif isinstance(item, list):
             stack.extend((value, _MISSING) for value in item)
         else:
-            total += 1
-    return total
+            yield item
 
 
 _MISSING = object()
@@ -570,16 +573,18 @@ class Sessions:
     def find(
         self, *, label: str | None = None, page: str | None = None, answer: str | None = None
     ) -> list[Session]:
-        """Sessions whose label or current page contains the text, or with an answer containing it."""
+        """Sessions whose label or current page contains the text, or with an answer containing
+        it (the defaults a participant has not changed are not their answers)."""
         if answer is not None and label is None and page is None and _text_search_finds_all(answer):
             return self._find_answer(answer)
         found = []
+        defaults = self.defaults()
         for record in self.store.list():
             if label is not None and label.casefold() not in record.label.casefold():
                 continue
             if page is not None and page not in record.current_page:
                 continue
-            if answer is not None and not _mentions(record.data, answer):
+            if answer is not None and not _mentions(record.data, answer, defaults):
                 continue
             found.append(Session(self, record.id))
         return found
@@ -590,6 +595,7 @@ class Sessions:
         searched while a participant waits for a page)."""
         needle = answer.casefold()
         found = []
+        defaults = self.defaults()
         for sid, text in self.store.data_texts():
             if needle not in text.casefold():
                 continue
@@ -600,7 +606,7 @@ class Sessions:
             if not isinstance(data, dict):
                 record = self.store.get(sid)  # a damaged row: the store logs and discards it
                 data = record.data if record is not None else None
-            if data is not None and _mentions(data, answer):
+            if data is not None and _mentions(data, answer, defaults):
                 found.append(Session(self, sid))
         return found
 
@@ -703,15 +709,7 @@ def _text_search_finds_all(text: str) -> bool:
     return not any(ch in '"\\' or ord(ch) < 32 for ch in needle)
 
 
-def _mentions(value: Any, text: str) -> bool:
+def _mentions(data: Mapping[str, Any], text: str, defaults: Mapping[str, Any]) -> bool:
+    """Whether an answer given (not a default left as it was) contains ``text``."""
     needle = text.casefold()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif needle in str(item).casefold():
-            return True
-    return False
+    return any(needle in str(item).casefold() for item in answers_given(data, defaults))

@@ -129,6 +129,13 @@ class PrototypeCase(tornado.testing.AsyncHTTPTestCase):
 
 
 class TestFinding(PrototypeCase):
+    def test_an_answer_search_skips_defaults_the_participant_left_as_they_were(self) -> None:
+        self.participant("Ada")  # "service" is still the default "Help"
+        bob = self.participant("Bob")
+        bob.post("/household", {"service": "Help with rent"})
+        assert [s.id for s in self.proto.sessions.find(answer="help")] == [bob.session_id]
+        assert self.proto.sessions.find(answer="Ada") != []
+
     def test_the_listing_counts_answers_as_the_session_and_the_dashboard_do(self) -> None:
         ada = self.participant("Ada")
         session = self.proto.sessions[ada.session_id]
