@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import posixpath
 import re
 import time
@@ -595,6 +596,8 @@ class PublicFileHandler(tornado.web.StaticFileHandler):
         if "\x00" in absolute_path:
             # No file name holds a NUL byte, and os.path raises on one: just not found.
             raise tornado.web.HTTPError(404)
+        if os.path.isdir(absolute_path):
+            raise tornado.web.HTTPError(404)  # a folder is no file (Tornado would say 403)
         return super().validate_absolute_path(root, absolute_path)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

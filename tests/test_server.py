@@ -295,6 +295,11 @@ class TestPublicFiles(ServerCase):
     def test_a_missing_public_file_is_404(self) -> None:
         assert self.participant().get("/public/nothing.css").code == 404
 
+    def test_a_public_folder_is_404_not_forbidden(self) -> None:
+        for path in ("/public/css/", "/public/css", "/public/"):
+            response = self.participant().get(path)
+            assert response.code == 404, (path, response.code)
+
     def test_a_public_path_never_reads_outside_public(self) -> None:
         for path in ("/public/../routes.py", "/public/%2e%2e/session-data-defaults.json"):
             response = self.participant().get(path)
