@@ -16,6 +16,7 @@ log = logging.getLogger("protonb")
 DATA_DIR_NAME = ".protonb"
 SECRET_FILE = "secret.json"
 STORE_FILE = "sessions.sqlite3"
+PORT_FILE = "last-port"
 DEFAULTS_FILE = "session-data-defaults.json"
 
 
@@ -56,6 +57,21 @@ class PrototypeFolder:
     @property
     def store_path(self) -> Path:
         return self.data_dir / STORE_FILE
+
+    def last_port(self) -> int | None:
+        """The port this folder was last served on, by any process (participants' links name it)."""
+        try:
+            port = int((self.data_dir / PORT_FILE).read_text(encoding="ascii").strip())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        return port if 0 < port < 65536 else None
+
+    def remember_port(self, port: int) -> None:
+        """Note the port being served on, so that a restarted kernel serves on it again."""
+        try:
+            (self.ensure_data_dir() / PORT_FILE).write_text(f"{port}\n", encoding="ascii")
+        except (OSError, ConfigError) as exc:
+            log.debug("the port could not be noted: %s", exc)
 
     def ensure_data_dir(self) -> Path:
         """Create the data folder (owner-only, git-ignored) if it is not there yet."""

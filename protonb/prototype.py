@@ -162,9 +162,10 @@ class Prototype:
     def start(self, port: int | None = None, host: str = "127.0.0.1", *, show: bool = True) -> str:
         """Serve the prototype on the running event loop; return its URL at once.
 
-        With no ``port`` the folder's port in this kernel is kept: if this folder is being
-        served (a cell run again), that server is replaced on the same port; if it was served
-        and stopped, its port is taken again while it is free. Else a free one is picked.
+        With no ``port`` the folder's port is kept: if this folder is being served (a cell
+        run again), that server is replaced on the same port; if it was served before (and
+        stopped, or in a kernel since restarted), its port is taken again while it is free.
+        Else a free one is picked.
         If the new server cannot
         start (a port in use, a host that is not this computer's), whatever served before
         goes on serving.
@@ -177,7 +178,10 @@ class Prototype:
         running = previous is not None and previous.port
         wanted = port
         if wanted is None:
-            wanted = previous.port if running else runner.last_port(key)  # type: ignore[union-attr]
+            if running:
+                wanted = previous.port  # type: ignore[union-attr]
+            else:  # served before, in this kernel or in one before it: keep the participants' link
+                wanted = runner.last_port(key) or self.folder.last_port()
         try:
             server = self._listen(previous, host, wanted or 0)
         except runner.PortInUse:
@@ -231,6 +235,7 @@ class Prototype:
         """Serve with ``server`` (already listening): the folder's server from now on."""
         self._server = server
         runner.register(str(self.folder.root), self, server.port)
+        self.folder.remember_port(server.port)
         self.purge_expired()
         self._purger = tornado.ioloop.PeriodicCallback(self.purge_expired, PURGE_EVERY_SECONDS * 1000)
         self._purger.start()

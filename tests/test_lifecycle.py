@@ -12,6 +12,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -153,6 +155,23 @@ class TestStoppedAndStartedAgain(LifecycleCase):
         self.started.append(again)
         assert again.start(show=False).rstrip("/") == url
         self.assert_still_serving(again, url, browser)
+
+    def test_after_a_kernel_restart_the_folder_is_served_on_its_old_port(self) -> None:
+        proto, url, _ = self.serving_with_an_answer()
+        proto.close()
+        script = (
+            "import asyncio, sys, protonb\n"
+            "async def main():\n"
+            "    proto = protonb.Prototype(sys.argv[1])\n"
+            "    print(proto.start(show=False))\n"
+            "    proto.close()\n"
+            "asyncio.run(main())\n"
+        )
+        restarted = subprocess.run(
+            [sys.executable, "-c", script, str(self.root)], capture_output=True, text=True, timeout=60
+        )
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stdout.strip().rstrip("/") == url
 
     def test_when_its_old_port_was_taken_meanwhile_a_free_one_is_picked(self) -> None:
         proto, url, _ = self.serving_with_an_answer()
