@@ -31,10 +31,13 @@ def serving(prototype: str) -> None:
         _serving.set(prototype)
 
 
-def belongs(prototype: str | None) -> bool:
-    """Whether a problem logged now is ``prototype``'s to show: its own, or nobody's."""
-    current = _serving.get()
-    return current is None or prototype is None or current == prototype
+def belongs(prototype: str | None, owner: str | None = None) -> bool:
+    """Whether a problem is ``prototype``'s to show: its own, or nobody's. ``owner`` is the
+    prototype it was logged for; left out, the one being served now. A ``prototype`` of None
+    shows every problem."""
+    if owner is None:
+        owner = _serving.get()
+    return owner is None or prototype is None or owner == prototype
 
 
 class Logbook(logging.Handler):
@@ -80,4 +83,4 @@ def recent(prototype: str | None = None) -> list[str]:
     installed); all of them when ``prototype`` is None."""
     if _logbook is None:
         return []
-    return [line for owner, line in _logbook.lines if prototype in (None, owner) or owner is None]
+    return [line for owner, line in _logbook.lines if belongs(prototype, owner)]

@@ -175,17 +175,14 @@ class Prototype:
         host = runner.check_host(host)
         key = str(self.folder.root)
         previous = runner.registered(key)
-        running = previous is not None and previous.port
+        serving_port = previous.port if previous is not None else None
         wanted = port
-        if wanted is None:
-            if running:
-                wanted = previous.port  # type: ignore[union-attr]
-            else:  # served before, in this kernel or in one before it: keep the participants' link
-                wanted = runner.last_port(key) or self.folder.last_port()
+        if wanted is None:  # keep the participants' link: the port it is, or was, served on
+            wanted = serving_port or self.folder.last_port()
         try:
             server = self._listen(previous, host, wanted or 0)
         except runner.PortInUse:
-            if port is not None or running:
+            if port is not None or serving_port:
                 raise
             server = self._listen(previous, host, 0)  # its old port is taken now: a free one
         # The new server listens: only now is what served before stopped and let go.
@@ -234,7 +231,7 @@ class Prototype:
     def _adopt(self, server: runner.RunningServer) -> None:
         """Serve with ``server`` (already listening): the folder's server from now on."""
         self._server = server
-        runner.register(str(self.folder.root), self, server.port)
+        runner.register(str(self.folder.root), self)
         self.folder.remember_port(server.port)
         self.purge_expired()
         self._purger = tornado.ioloop.PeriodicCallback(self.purge_expired, PURGE_EVERY_SECONDS * 1000)

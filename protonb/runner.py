@@ -145,21 +145,14 @@ def browse_host(host: str) -> str:
 
 
 _registry: dict[str, Any] = {}
-_last_ports: dict[str, int] = {}
 
 
 def registered(key: str) -> Any:
     return _registry.get(key)
 
 
-def register(key: str, owner: Any, port: int) -> None:
+def register(key: str, owner: Any) -> None:
     _registry[key] = owner
-    _last_ports[key] = port
-
-
-def last_port(key: str) -> int | None:
-    """The port the folder ``key`` was last served on in this process, if it was."""
-    return _last_ports.get(key)
 
 
 def unregister(key: str, owner: Any) -> None:

@@ -79,7 +79,6 @@ class SQLiteStore:
         #: has committed since it was compared (see other_writers.py).
         self._known: KnownRows | None = None
         self._others_wrote = False
-        self._listeners = 0
         self._follow: asyncio.TimerHandle | None = None
         self._closed = False
         self._ask_version_until = 0.0
@@ -385,19 +384,13 @@ class SQLiteStore:
         if self._closed:
             self._refuse_closed()
         unsubscribe = self._hub.subscribe(listener)
-        self._listeners += 1
         if self._known is None:  # (the first listeners may have come while no loop ran)
             self._start_following()
-        done = False
 
         def stop() -> None:
-            nonlocal done
             unsubscribe()
-            if not done:
-                done = True
-                self._listeners -= 1
-                if not self._listeners:
-                    self._stop_following()
+            if not self._hub:
+                self._stop_following()
 
         return stop
 
@@ -429,17 +422,14 @@ class SQLiteStore:
             self._check_other_writers()
             if self._others_wrote and self._known is not None:
                 self._others_wrote = False
-                self._tell_other_changes()
+                self._tell_other_changes(self._known)
         except Exception:
             log.exception("checking the session store for other processes' changes failed")
         if self._known is not None and self._follow is None:
             self._schedule_follow()
 
-    def _tell_other_changes(self) -> None:
+    def _tell_other_changes(self, known: KnownRows) -> None:
         """Compare the file with what is known of it and tell the listeners what differs."""
-        known = self._known
-        if known is None:
-            return
         for kind, sid, row in known.compare(self._all_rows()):
             record = self._row_to_record(row) if row is not None else None
             if row is not None and record is None:  # unreadable: discarded

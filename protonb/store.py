@@ -103,6 +103,10 @@ class ChangeHub:
 
         return unsubscribe
 
+    def __len__(self) -> int:
+        """How many listeners there are."""
+        return len(self._listeners)
+
     def emit(self, kind: str, session_id: str, record: SessionRecord | None) -> None:
         if not self._listeners:
             return

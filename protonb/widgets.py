@@ -545,7 +545,10 @@ class Dashboard(W.VBox):
         """Stop listening to the store and close every widget model this dashboard made."""
         if hasattr(self, "_log_handler"):
             self._stop_listening()
-        _close_tree(self)
+        for child in self.children:
+            _close_tree(child)
+        self.layout.close()
+        super().close()
 
     def retire(self, note: str) -> None:
         """Stop, leaving ``note`` (HTML) where the dashboard was shown: closed outright, the
@@ -574,7 +577,4 @@ def _close_tree(widget: Any) -> None:
         part = getattr(widget, name, None)
         if isinstance(part, W.Widget):
             part.close()
-    if isinstance(widget, Dashboard):
-        super(Dashboard, widget).close()  # its own close() is what called this
-    else:
-        widget.close()
+    widget.close()

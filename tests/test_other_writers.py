@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +34,21 @@ def _run(body: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(body())
 
 
-def test_a_listener_hears_of_each_kind_of_change_another_process_makes(tmp_path: Path) -> None:
+Stores = tuple[SQLiteStore, SQLiteStore]
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[Stores]:
+    """Two stores on one file: ``here`` listens, ``there`` stands in for the other process."""
     path = tmp_path / "sessions.sqlite3"
     here, there = SQLiteStore(path), SQLiteStore(path)
+    yield here, there
+    here.close()
+    there.close()
+
+
+def test_a_listener_hears_of_each_kind_of_change_another_process_makes(stores: Stores) -> None:
+    here, there = stores
     heard: list[ChangeEvent] = []
 
     async def body() -> None:
@@ -68,16 +80,11 @@ def test_a_listener_hears_of_each_kind_of_change_another_process_makes(tmp_path:
         assert (heard[4].kind, heard[4].session_id, heard[4].record) == ("deleted", sid, None)
         stop()
 
-    try:
-        _run(body)
-    finally:
-        here.close()
-        there.close()
+    _run(body)
 
 
-def test_a_listener_hears_of_its_own_stores_changes_once(tmp_path: Path) -> None:
-    path = tmp_path / "sessions.sqlite3"
-    here, there = SQLiteStore(path), SQLiteStore(path)
+def test_a_listener_hears_of_its_own_stores_changes_once(stores: Stores) -> None:
+    here, there = stores
     heard: list[tuple[str, str]] = []
 
     async def body() -> None:
@@ -89,16 +96,11 @@ def test_a_listener_hears_of_its_own_stores_changes_once(tmp_path: Path) -> None
         assert heard == [("created", "h" * 24), ("created", "t" * 24)]
         stop()
 
-    try:
-        _run(body)
-    finally:
-        here.close()
-        there.close()
+    _run(body)
 
 
-def test_nothing_is_checked_once_the_last_listener_has_gone(tmp_path: Path) -> None:
-    path = tmp_path / "sessions.sqlite3"
-    here, there = SQLiteStore(path), SQLiteStore(path)
+def test_nothing_is_checked_once_the_last_listener_has_gone(stores: Stores) -> None:
+    here, there = stores
     heard: list[ChangeEvent] = []
 
     async def body() -> None:
@@ -110,16 +112,11 @@ def test_nothing_is_checked_once_the_last_listener_has_gone(tmp_path: Path) -> N
         assert heard == []
         assert here._follow is None  # no timer left running for nobody
 
-    try:
-        _run(body)
-    finally:
-        here.close()
-        there.close()
+    _run(body)
 
 
-def test_the_dashboard_shows_answers_given_to_a_server_in_another_process(tmp_path: Path) -> None:
-    path = tmp_path / "sessions.sqlite3"
-    here, there = SQLiteStore(path), SQLiteStore(path)
+def test_the_dashboard_shows_answers_given_to_a_server_in_another_process(stores: Stores) -> None:
+    here, there = stores
 
     async def body() -> None:
         dash = Dashboard(Sessions(here, dict))
@@ -131,16 +128,11 @@ def test_the_dashboard_shows_answers_given_to_a_server_in_another_process(tmp_pa
         finally:
             dash.close()
 
-    try:
-        _run(body)
-    finally:
-        here.close()
-        there.close()
+    _run(body)
 
 
-def test_a_listener_leaving_and_coming_back_in_its_callback_leaves_one_check_running(tmp_path: Path) -> None:
-    path = tmp_path / "sessions.sqlite3"
-    here, there = SQLiteStore(path), SQLiteStore(path)
+def test_a_listener_leaving_and_coming_back_in_its_callback_leaves_one_check_running(stores: Stores) -> None:
+    here, there = stores
     heard: list[str] = []
     stops: list[Callable[[], None]] = []
 
@@ -158,16 +150,11 @@ def test_a_listener_leaving_and_coming_back_in_its_callback_leaves_one_check_run
         assert len(timers) == 1
         stops.pop()()
 
-    try:
-        _run(body)
-    finally:
-        here.close()
-        there.close()
+    _run(body)
 
 
-def test_a_listener_from_before_any_loop_ran_does_not_stop_a_later_one_hearing_others(tmp_path: Path) -> None:
-    path = tmp_path / "sessions.sqlite3"
-    here, there = SQLiteStore(path), SQLiteStore(path)
+def test_a_listener_from_before_any_loop_ran_does_not_stop_a_later_one_hearing_others(stores: Stores) -> None:
+    here, there = stores
     early: list[ChangeEvent] = []
     here.subscribe(early.append)  # e.g. proto.on_change in a script, before any server ran
     heard: list[ChangeEvent] = []
@@ -179,11 +166,7 @@ def test_a_listener_from_before_any_loop_ran_does_not_stop_a_later_one_hearing_o
         assert heard[0].record.data == {"name": "Ada"} and len(early) == 1
         stop()
 
-    try:
-        _run(body)
-    finally:
-        here.close()
-        there.close()
+    _run(body)
 
 
 def test_a_closed_store_refuses_a_listener_and_counts_none(tmp_path: Path) -> None:
@@ -193,4 +176,4 @@ def test_a_closed_store_refuses_a_listener_and_counts_none(tmp_path: Path) -> No
     here.close()
     with pytest.raises(StoreClosed, match="was closed"):
         here.subscribe(lambda event: None)
-    assert here._listeners == 0
+    assert not here._hub  # no listener counted
